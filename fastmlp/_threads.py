@@ -1,0 +1,73 @@
+"""Thread control for fastmlp's OpenMP kernels.
+
+Design: the number of threads is passed explicitly to every kernel call (as
+scikit-learn does) and read here at call time:
+
+* by default it is OpenMP's ``omp_get_max_threads()``, which honours
+  ``OMP_NUM_THREADS`` and is what ``threadpoolctl.threadpool_limits(n,
+  user_api="openmp")`` changes, so both limit fastmlp;
+* ``set_num_threads(n)`` / ``threads(n)`` set it for the process; an active
+  threadpoolctl limit still caps it (the smaller of the two wins).
+
+Results never depend on the thread count (kernels split work on fixed block
+boundaries and never split a reduction by thread), so this is a speed knob only.
+"""
+import contextlib
+import operator
+import threading
+
+from fastmlp._core import _runtime
+
+_lock = threading.Lock()
+_requested = None  # process-wide setting of set_num_threads, None = OpenMP default
+
+
+def _check_n(n):
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"number of threads must be an int, got {type(n).__name__}") from None
+    if n == -1:
+        return _runtime.omp_num_procs()
+    if n < 1:
+        raise ValueError(f"number of threads must be >= 1 (or -1 for all cores), got {n}")
+    return n
+
+
+def get_num_threads():
+    """Threads fastmlp's kernels use now (>= 1)."""
+    omp = max(1, _runtime.omp_max_threads())
+    req = _requested
+    return omp if req is None else max(1, min(req, omp))
+
+
+def set_num_threads(n):
+    """Use `n` threads in fastmlp's kernels from now on (-1: all cores).
+
+    Also sets OpenMP's default for the calling thread, so that a later
+    threadpoolctl limit, and its restoration, apply on top of it.
+    """
+    global _requested
+    n = _check_n(n)
+    with _lock:
+        _requested = n
+        _runtime.omp_set_num_threads(n)
+
+
+def _restore(requested, omp):
+    global _requested
+    with _lock:
+        _requested = requested
+        _runtime.omp_set_num_threads(omp)
+
+
+@contextlib.contextmanager
+def threads(n):
+    """Context manager: run the block with `n` threads, then restore the setting."""
+    n = _check_n(n)
+    prev_req, prev_omp = _requested, _runtime.omp_max_threads()
+    set_num_threads(n)
+    try:
+        yield n
+    finally:
+        _restore(prev_req, prev_omp)

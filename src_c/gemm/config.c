@@ -1,0 +1,92 @@
+/* GEMM configuration tables: one per dtype and architecture.
+ *
+ * Design: as in BLIS, a table holds the micro-kernel pointer and its register
+ * block (MR x NR) with the cache blocks it is tuned for:
+ *   KC: a B micro-panel (KC x NR) stays in L1 while the A micro-panels stream
+ *       past it; A block MC x KC fills a good part of the (private) L2;
+ *   NC: the packed B block KC x NC lives in the (shared) L3.
+ * The AVX2 figures were tuned on AMD Zen 3 (32 KiB L1d, 512 KiB L2 per core,
+ * 32 MiB L3) with benchmarks/bench_gemm.py and suit Intel Haswell..Raptor Lake
+ * too (L2 >= 256 KiB). FASTMLP_GEMM_MC/KC/NC override them for tuning
+ * experiments (rounded to the register block); results then differ in the
+ * last bits because KC fixes the summation blocking.
+ */
+#include <stdlib.h>
+#include "gemm.h"
+
+static fm_sgemm_cfg fm_s_tables[FM_ARCH_COUNT] = {
+    {"ref sgemm 6x16", FM_ARCH_REF, 6, 16, 144, 256, 4080, fm_sgemm_ref_6x16},
+#ifdef FM_BUILD_AVX2
+    {"avx2 sgemm 6x16", FM_ARCH_AVX2, 6, 16, 144, 256, 4080, fm_sgemm_avx2_6x16},
+#else
+    {"avx2 sgemm 6x16", FM_ARCH_AVX2, 6, 16, 144, 256, 4080, NULL},
+#endif
+};
+
+static fm_dgemm_cfg fm_d_tables[FM_ARCH_COUNT] = {
+    {"ref dgemm 6x8", FM_ARCH_REF, 6, 8, 72, 256, 4080, fm_dgemm_ref_6x8},
+#ifdef FM_BUILD_AVX2
+    {"avx2 dgemm 6x8", FM_ARCH_AVX2, 6, 8, 72, 256, 4080, fm_dgemm_avx2_6x8},
+#else
+    {"avx2 dgemm 6x8", FM_ARCH_AVX2, 6, 8, 72, 256, 4080, NULL},
+#endif
+};
+
+static int64_t fm_env_block(const char *name, int64_t dflt, int64_t unit) {
+    const char *s = getenv(name);
+    if (!s || !*s) return dflt;
+    long long v = atoll(s);
+    if (v < unit || v > (1 << 20)) return dflt;
+    return (int64_t)((v + unit - 1) / unit * unit);
+}
+
+static void fm_tables_init(void) {
+    static volatile int done = 0;
+    if (done) return;
+    for (int a = 0; a < FM_ARCH_COUNT; a++) {
+        fm_sgemm_cfg *s = &fm_s_tables[a];
+        s->mc = fm_env_block("FASTMLP_GEMM_MC", s->mc, s->mr);
+        s->kc = fm_env_block("FASTMLP_GEMM_KC", s->kc, 1);
+        s->nc = fm_env_block("FASTMLP_GEMM_NC", s->nc, s->nr);
+        fm_dgemm_cfg *d = &fm_d_tables[a];
+        d->mc = fm_env_block("FASTMLP_GEMM_MC", d->mc, d->mr);
+        d->kc = fm_env_block("FASTMLP_GEMM_KC", d->kc, 1);
+        d->nc = fm_env_block("FASTMLP_GEMM_NC", d->nc, d->nr);
+    }
+    done = 1;
+}
+
+static int fm_resolve(int arch) {
+    if (arch == FM_ARCH_AUTO) return fm_arch_best();
+    if (arch < 0 || arch >= FM_ARCH_COUNT || !fm_arch_usable(arch)) return -1;
+    return arch;
+}
+
+const fm_sgemm_cfg *fm_sgemm_cfg_get(int arch) {
+    arch = fm_resolve(arch);
+    if (arch < 0) return NULL;
+    fm_tables_init();
+    return &fm_s_tables[arch];
+}
+
+const fm_dgemm_cfg *fm_dgemm_cfg_get(int arch) {
+    arch = fm_resolve(arch);
+    if (arch < 0) return NULL;
+    fm_tables_init();
+    return &fm_d_tables[arch];
+}
+
+int fm_gemm_info_get(int dtype_is_double, int arch, fm_gemm_info *out) {
+    if (dtype_is_double) {
+        const fm_dgemm_cfg *c = fm_dgemm_cfg_get(arch);
+        if (!c) return FM_ERR_ARG;
+        out->name = c->name; out->arch = c->arch; out->mr = c->mr; out->nr = c->nr;
+        out->mc = c->mc; out->kc = c->kc; out->nc = c->nc;
+    } else {
+        const fm_sgemm_cfg *c = fm_sgemm_cfg_get(arch);
+        if (!c) return FM_ERR_ARG;
+        out->name = c->name; out->arch = c->arch; out->mr = c->mr; out->nr = c->nr;
+        out->mc = c->mc; out->kc = c->kc; out->nc = c->nc;
+    }
+    return FM_OK;
+}

@@ -1,0 +1,40 @@
+/* Internal declarations of the GEMM engine (not part of the public API). */
+#ifndef FM_GEMM_INTERNAL_H
+#define FM_GEMM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../fastmlp.h"
+#include "../kernels/ukernel.h"
+
+/* One configuration per dtype and architecture: the micro-kernel and the
+ * blocking it is tuned for (config.c). */
+typedef struct {
+    const char *name;
+    int arch;
+    int mr, nr;
+    int64_t mc, kc, nc;
+    fm_sgemm_ukr ukr;
+} fm_sgemm_cfg;
+
+typedef struct {
+    const char *name;
+    int arch;
+    int mr, nr;
+    int64_t mc, kc, nc;
+    fm_dgemm_ukr ukr;
+} fm_dgemm_cfg;
+
+const fm_sgemm_cfg *fm_sgemm_cfg_get(int arch); /* NULL if arch unusable */
+const fm_dgemm_cfg *fm_dgemm_cfg_get(int arch);
+
+void *fm_workspace_get(size_t bytes, int *owned);
+void fm_workspace_release(void *p, int owned);
+
+/* Below this many multiply-adds per thread a GEMM uses fewer threads: the
+ * cost of waking a thread (a few microseconds) must stay small against the
+ * work it gets. Depends only on the problem size, never on the thread count
+ * requested, and does not affect results (see gemm_impl.h). */
+#define FM_GEMM_MIN_MACS_PER_THREAD ((int64_t)1 << 18)
+
+#endif

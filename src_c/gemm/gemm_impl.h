@@ -1,0 +1,266 @@
+/* GEMM driver template, included by gemm.c once per dtype with
+ *   FT      element type (float / double)
+ *   FM_X(n) name mangler (fm_s_##n / fm_d_##n)
+ *   CFG     configuration table type, UKR_ARGS micro-kernel argument type
+ *   ACT_SCALAR scalar activation (epilogue.h)
+ *
+ * Design (Goto & van de Geijn; BLIS's five loops around the micro-kernel):
+ *
+ *   for jc in N step NC:                      B block KC x NC -> L3
+ *     for pc in K step KC:
+ *       pack B block into NR-wide micro-panels (shared by the threads)
+ *       for ic in (this thread's rows) step MC: A block MC x KC -> L2
+ *         pack A block into MR-tall micro-panels (private to the thread)
+ *         for jr in (this thread's columns) step NR:  B micro-panel in L1
+ *           for ir in MC step MR:
+ *             micro-kernel(A micro-panel, B micro-panel) -> C tile
+ *
+ * Threads: the C matrix is split into a tm x tn grid of thread blocks along
+ * M and N only (never K), on micro-tile boundaries fixed by the matrix origin.
+ * So every element of C gets exactly the same sequence of FMAs (k in order,
+ * KC blocking fixed by the table) whatever the number of threads: results
+ * are bitwise identical for any thread count. The tm threads that share a
+ * column range pack its B panels together (one barrier per K block); with
+ * tm == 1 there is no sharing and no barrier at all.
+ *
+ * Strides: A, B and C are read and written through row and column strides in
+ * elements, so transposed, Fortran-ordered, sliced and broadcast (stride 0)
+ * arrays are packed in place with no extra copy.
+ */
+
+/* ---- packing ---- */
+
+/* Pack rows [0, mc) x columns [0, kc) of A into MR-tall micro-panels: panel q
+ * holds, for each p, the MR values A[q*MR + i, p]; rows past mc are zero. */
+static void FM_X(pack_a)(int mr, int64_t mc, int64_t kc, const FT *a, int64_t rsa,
+                         int64_t csa, FT *restrict dst) {
+    for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+        const int64_t mi = mc - i0 < mr ? mc - i0 : mr;
+        const FT *ap = a + i0 * rsa;
+        if (mi == mr && csa == 1) {
+            /* Row-major A: read each row contiguously, write with stride mr. */
+            for (int i = 0; i < mr; i++) {
+                const FT *row = ap + i * rsa;
+                for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = row[p];
+            }
+        } else if (mi == mr && rsa == 1) {
+            /* Column-major A (e.g. x.T of a C-ordered x): mr contiguous values per p. */
+            for (int64_t p = 0; p < kc; p++)
+                for (int i = 0; i < mr; i++) dst[p * mr + i] = ap[p * csa + i];
+        } else {
+            for (int64_t p = 0; p < kc; p++) {
+                int i = 0;
+                for (; i < mi; i++) dst[p * mr + i] = ap[i * rsa + p * csa];
+                for (; i < mr; i++) dst[p * mr + i] = 0;
+            }
+        }
+        dst += (int64_t)mr * kc;
+    }
+}
+
+/* Pack rows [0, kc) x columns [0, nc) of B into NR-wide micro-panels: panel q
+ * holds, for each p, the NR values B[p, q*NR + j]; columns past nc are zero. */
+static void FM_X(pack_b_panel)(int nr, int64_t nj, int64_t kc, const FT *bp, int64_t rsb,
+                               int64_t csb, FT *restrict dst) {
+    if (nj == nr && csb == 1) {
+        for (int64_t p = 0; p < kc; p++)
+            for (int j = 0; j < nr; j++) dst[p * nr + j] = bp[p * rsb + j];
+    } else if (nj == nr && rsb == 1) {
+        /* Transposed B (e.g. W.T): read each column contiguously. */
+        for (int j = 0; j < nr; j++) {
+            const FT *col = bp + j * csb;
+            for (int64_t p = 0; p < kc; p++) dst[p * nr + j] = col[p];
+        }
+    } else {
+        for (int64_t p = 0; p < kc; p++) {
+            int j = 0;
+            for (; j < nj; j++) dst[p * nr + j] = bp[p * rsb + j * csb];
+            for (; j < nr; j++) dst[p * nr + j] = 0;
+        }
+    }
+}
+
+/* C = act(beta * C + bias) when there is nothing to multiply (k == 0 or
+ * alpha == 0). beta == 0 does not read C. */
+static void FM_X(scale_only)(int64_t m, int64_t n, FT beta, FT *c, int64_t rsc, int64_t csc,
+                             const FT *bias, int act, FT slope) {
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            FT *cij = c + i * rsc + j * csc;
+            FT v = beta != 0 ? beta * *cij : (FT)0;
+            if (bias) v += bias[j];
+            *cij = ACT_SCALAR(v, act, slope);
+        }
+}
+
+/* One micro-tile: full tiles with unit column stride go straight to the
+ * kernel; edge tiles and strided C go through an aligned MR x NR temporary
+ * (the kernel always sees a full tile, so the arithmetic per element is the
+ * same as for interior tiles). */
+static void FM_X(tile)(const CFG *cfg, int64_t kc, const FT *ap, const FT *bp, FT *c,
+                       int64_t rsc, int64_t csc, int64_t mi, int64_t nj, const UKR_ARGS *args) {
+    const int mr = cfg->mr, nr = cfg->nr;
+    if (mi == mr && nj == nr && csc == 1) {
+        cfg->ukr(kc, ap, bp, c, rsc, args);
+        return;
+    }
+    FT ct[FM_MR_MAX * FM_NR_MAX] __attribute__((aligned(64)));
+    FT bt[FM_NR_MAX] __attribute__((aligned(64)));
+    UKR_ARGS targs = *args;
+    if (args->beta != 0) {
+        for (int64_t i = 0; i < mr; i++)
+            for (int64_t j = 0; j < nr; j++)
+                ct[i * nr + j] = (i < mi && j < nj) ? c[i * rsc + j * csc] : (FT)0;
+    }
+    if (args->bias) {
+        for (int64_t j = 0; j < nr; j++) bt[j] = j < nj ? args->bias[j] : (FT)0;
+        targs.bias = bt;
+    }
+    cfg->ukr(kc, ap, bp, ct, nr, &targs);
+    for (int64_t i = 0; i < mi; i++)
+        for (int64_t j = 0; j < nj; j++) c[i * rsc + j * csc] = ct[i * nr + j];
+}
+
+/* Split `count` items into `parts` nearly equal contiguous ranges. */
+static inline void FM_X(split)(int64_t count, int parts, int idx, int64_t *lo, int64_t *hi) {
+    *lo = count * idx / parts;
+    *hi = count * (idx + 1) / parts;
+}
+
+int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a, int64_t rsa,
+               int64_t csa, const FT *b, int64_t rsb, int64_t csb, FT beta, FT *c, int64_t rsc,
+               int64_t csc, const FT *bias, int act, FT slope, int nthreads) {
+    if (m < 0 || n < 0 || k < 0) return FM_ERR_ARG;
+    if (act < FM_ACT_NONE || act > FM_ACT_TANH) return FM_ERR_ARG;
+    const CFG *cfg = CFG_GET(arch);
+    if (!cfg) return FM_ERR_ARG;
+    if (m == 0 || n == 0) return FM_OK;
+    int64_t tmp;
+    if (__builtin_mul_overflow(m, k, &tmp) || __builtin_mul_overflow(k, n, &tmp) ||
+        __builtin_mul_overflow(m, n, &tmp) || __builtin_mul_overflow(tmp, k, &tmp) ||
+        __builtin_mul_overflow(m * n, (int64_t)sizeof(FT), &tmp))
+        return FM_ERR_SIZE;
+    if (k == 0 || alpha == 0) {
+        FM_X(scale_only)(m, n, beta, c, rsc, csc, bias, act, slope);
+        return FM_OK;
+    }
+
+    /* Column-major C without bias: compute C^T = B^T A^T instead, so that the
+     * kernel stores along unit stride. Each element's sum is unchanged. */
+    if (csc != 1 && rsc == 1 && bias == NULL) {
+        int64_t t;
+        const FT *pt;
+        t = m; m = n; n = t;
+        pt = a; a = b; b = pt;
+        int64_t nrsa = csb, ncsa = rsb, nrsb = csa, ncsb = rsa;
+        rsa = nrsa; csa = ncsa; rsb = nrsb; csb = ncsb;
+        t = rsc; rsc = csc; csc = t;
+    }
+
+    const int mr = cfg->mr, nr = cfg->nr;
+    const int64_t MC = cfg->mc, KC = cfg->kc, NC = cfg->nc;
+    const int64_t mp = (m + mr - 1) / mr, np = (n + nr - 1) / nr;
+
+    /* Threads: enough work each, and a tm x tn grid that fits the tiles. */
+    int64_t nt64 = nthreads < 1 ? 1 : nthreads;
+    int64_t by_work = m * n * k / FM_GEMM_MIN_MACS_PER_THREAD;
+    if (by_work < 1) by_work = 1;
+    if (nt64 > by_work) nt64 = by_work;
+    if (nt64 > mp * np) nt64 = mp * np;
+    int nt = (int)nt64, tm = 1, tn = 1;
+    for (; nt > 1; nt--) {
+        /* Per-thread traffic ~ k (m/tm + n/tn): pick the squarest blocks;
+         * on ties prefer splitting M (B is shared, A private). */
+        double best = -1.0;
+        for (int t = 1; t <= nt; t++) {
+            if (nt % t) continue;
+            int u = nt / t;
+            if (t > mp || u > np) continue;
+            double cost = (double)m / t + (double)n / u;
+            if (best < 0 || cost <= best) {
+                best = cost;
+                tm = t;
+                tn = u;
+            }
+        }
+        if (best >= 0) break;
+    }
+    if (nt <= 1) { nt = 1; tm = 1; tn = 1; }
+
+    /* Workspace: one B block plus one A block per thread, 64-byte aligned. */
+    const int64_t kc_max = k < KC ? k : KC;
+    const int64_t nc_max = n < NC ? n : NC;
+    const int64_t m_thr = ((mp + tm - 1) / tm) * mr;
+    const int64_t mc_max = m_thr < MC ? m_thr : MC;
+    const size_t b_elems = (size_t)(((nc_max + nr - 1) / nr) * nr * kc_max);
+    const size_t a_elems = (size_t)(((mc_max + mr - 1) / mr) * mr * kc_max);
+    const size_t b_bytes = (b_elems * sizeof(FT) + 63) / 64 * 64;
+    const size_t a_bytes = (a_elems * sizeof(FT) + 63) / 64 * 64;
+    int owned = 0;
+    char *ws = (char *)fm_workspace_get(b_bytes + (size_t)nt * a_bytes, &owned);
+    if (!ws) return FM_ERR_NOMEM;
+    FT *bbuf = (FT *)ws;
+
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+        const int ti = tid % tm, tj = tid / tm;
+        FT *abuf = (FT *)(ws + b_bytes + (size_t)tid * a_bytes);
+        int64_t ip0, ip1;
+        FM_X(split)(mp, tm, ti, &ip0, &ip1);
+        const int64_t i_lo = ip0 * mr, i_hi = ip1 * mr < m ? ip1 * mr : m;
+        UKR_ARGS args;
+        args.slope = slope;
+
+        for (int64_t jc = 0; jc < n; jc += NC) {
+            const int64_t nc = n - jc < NC ? n - jc : NC;
+            const int64_t npan = (nc + nr - 1) / nr;
+            int64_t jp0, jp1;
+            FM_X(split)(npan, tn, tj, &jp0, &jp1);
+            for (int64_t pc = 0; pc < k; pc += KC) {
+                const int64_t kc = k - pc < KC ? k - pc : KC;
+                const int last = pc + kc == k;
+
+                /* Pack this column group's B panels, shared among its tm threads. */
+                int64_t q0, q1;
+                FM_X(split)(jp1 - jp0, tm, ti, &q0, &q1);
+                for (int64_t jp = jp0 + q0; jp < jp0 + q1; jp++) {
+                    const int64_t nj = nc - jp * nr < nr ? nc - jp * nr : nr;
+                    FM_X(pack_b_panel)(nr, nj, kc, b + pc * rsb + (jc + jp * nr) * csb, rsb, csb,
+                                       bbuf + jp * nr * kc);
+                }
+                if (tm > 1) {
+#pragma omp barrier
+                }
+
+                args.alpha = alpha;
+                args.beta = pc == 0 ? beta : (FT)1;
+                args.act = last ? act : FM_ACT_NONE;
+                for (int64_t ic = i_lo; ic < i_hi; ic += MC) {
+                    const int64_t mc = i_hi - ic < MC ? i_hi - ic : MC;
+                    FM_X(pack_a)(mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, abuf);
+                    for (int64_t jp = jp0; jp < jp1; jp++) {
+                        const int64_t j = jc + jp * nr;
+                        const int64_t nj = n - j < nr ? n - j : nr;
+                        const FT *bp = bbuf + jp * nr * kc;
+                        args.bias = (last && bias) ? bias + j : NULL;
+                        for (int64_t i = 0; i < mc; i += mr) {
+                            const int64_t mi = mc - i < mr ? mc - i : mr;
+                            FM_X(tile)(cfg, kc, abuf + i * kc, bp, c + (ic + i) * rsc + j * csc,
+                                       rsc, csc, mi, nj, &args);
+                        }
+                    }
+                }
+                if (tm > 1) {
+#pragma omp barrier
+                }
+            }
+        }
+    }
+    fm_workspace_release(ws, owned);
+    return FM_OK;
+}

@@ -1,0 +1,106 @@
+/* AVX2 + FMA sgemm micro-kernel, 6 x 16 register block.
+ *
+ * Design: 12 ymm accumulators hold the 6 x 16 tile (2 vectors of 8 floats per
+ * row); each k step loads one row of the packed B panel (2 vectors), then
+ * broadcasts the 6 values of the packed A column and issues 12 FMAs. That is
+ * 12 FMA for 8 loads: enough independent chains (12) to cover the FMA
+ * latency on two FMA pipes, and 15 of 16 ymm registers in use. The k loop is
+ * unrolled by 4. The epilogue (alpha, beta, bias, activation) runs on the
+ * accumulators before the store, so a fused linear layer does not make a
+ * second pass over C.
+ *
+ * Compiled with -mavx2 -mfma (per-file flags in setup.py); only called after
+ * the run-time CPU check in gemm/config.c.
+ */
+#include <immintrin.h>
+#include "../ukernel.h"
+#include "../../fastmlp.h"
+#include "vmath_avx2.h"
+
+static inline __m256 fm_s_epi(__m256 v, const float *cij, int has_beta, __m256 vbeta,
+                              const float *bias, int act, __m256 vslope) {
+    if (has_beta) v = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(cij), v);
+    if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
+    switch (act) {
+    case FM_ACT_RELU: return fm_relu_ps(v);
+    case FM_ACT_LEAKY_RELU: return fm_leaky_relu_ps(v, vslope);
+    case FM_ACT_SIGMOID: return fm_sigmoid_ps(v);
+    case FM_ACT_TANH: return fm_tanh_ps(v);
+    default: return v;
+    }
+}
+
+#define FM_S_STEP(u)                                                           \
+    do {                                                                       \
+        const __m256 b0 = _mm256_loadu_ps(b + 16 * (u));                       \
+        const __m256 b1 = _mm256_loadu_ps(b + 16 * (u) + 8);                   \
+        __m256 av;                                                             \
+        av = _mm256_broadcast_ss(a + 6 * (u) + 0);                             \
+        c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);\
+        av = _mm256_broadcast_ss(a + 6 * (u) + 1);                             \
+        c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);\
+        av = _mm256_broadcast_ss(a + 6 * (u) + 2);                             \
+        c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);\
+        av = _mm256_broadcast_ss(a + 6 * (u) + 3);                             \
+        c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);\
+        av = _mm256_broadcast_ss(a + 6 * (u) + 4);                             \
+        c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);\
+        av = _mm256_broadcast_ss(a + 6 * (u) + 5);                             \
+        c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);\
+    } while (0)
+
+void fm_sgemm_avx2_6x16(int64_t k, const float *restrict a, const float *restrict b,
+                        float *restrict c, int64_t rsc, const fm_sukr_args *args) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+
+    /* Pull the C tile towards L1 while the k loop runs. */
+    for (int i = 0; i < 6; i++) {
+        _mm_prefetch((const char *)(c + i * rsc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * rsc + 15), _MM_HINT_T0);
+    }
+
+    int64_t p = 0;
+    for (; p + 4 <= k; p += 4) {
+        _mm_prefetch((const char *)(a + 96), _MM_HINT_T0);
+        FM_S_STEP(0);
+        FM_S_STEP(1);
+        FM_S_STEP(2);
+        FM_S_STEP(3);
+        a += 24;
+        b += 64;
+    }
+    for (; p < k; p++) {
+        FM_S_STEP(0);
+        a += 6;
+        b += 16;
+    }
+
+    const __m256 valpha = _mm256_set1_ps(args->alpha);
+    const __m256 vbeta = _mm256_set1_ps(args->beta);
+    const __m256 vslope = _mm256_set1_ps(args->slope);
+    const int has_beta = args->beta != 0.0f;
+    const int act = args->act;
+    const float *bias0 = args->bias, *bias1 = args->bias ? args->bias + 8 : NULL;
+
+#define FM_S_ROW(i, x0, x1)                                                              \
+    do {                                                                                 \
+        float *ci = c + (i) * rsc;                                                       \
+        __m256 v0 = fm_s_epi(_mm256_mul_ps(valpha, x0), ci, has_beta, vbeta, bias0, act, vslope); \
+        __m256 v1 = fm_s_epi(_mm256_mul_ps(valpha, x1), ci + 8, has_beta, vbeta, bias1, act, vslope); \
+        _mm256_storeu_ps(ci, v0);                                                        \
+        _mm256_storeu_ps(ci + 8, v1);                                                    \
+    } while (0)
+
+    FM_S_ROW(0, c00, c01);
+    FM_S_ROW(1, c10, c11);
+    FM_S_ROW(2, c20, c21);
+    FM_S_ROW(3, c30, c31);
+    FM_S_ROW(4, c40, c41);
+    FM_S_ROW(5, c50, c51);
+#undef FM_S_ROW
+}

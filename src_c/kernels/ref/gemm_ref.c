@@ -1,0 +1,40 @@
+/* Reference micro-kernels: plain C, portable, always built.
+ *
+ * Design: the same signature and register block as the AVX2 kernels
+ * (sgemm 6x16, dgemm 6x8), so tests can run both on identical packed panels,
+ * and so that on a CPU without AVX2 the blocked driver still works unchanged
+ * with these as its kernels. One accumulator per element, k in order; the
+ * compiler may vectorise across the NR columns (that does not change any
+ * element's arithmetic).
+ */
+#include "../ukernel.h"
+#include "../epilogue.h"
+
+#define FM_DEFINE_REF_UKR(NAME, FT, ARGS, ACT, MR, NR)                         \
+    void NAME(int64_t k, const FT *a, const FT *b, FT *c, int64_t rsc,         \
+              const ARGS *args) {                                              \
+        FT acc[MR][NR];                                                        \
+        for (int i = 0; i < MR; i++)                                           \
+            for (int j = 0; j < NR; j++) acc[i][j] = 0;                        \
+        for (int64_t p = 0; p < k; p++) {                                      \
+            const FT *ap = a + p * MR, *bp = b + p * NR;                       \
+            for (int i = 0; i < MR; i++) {                                     \
+                FT ai = ap[i];                                                 \
+                for (int j = 0; j < NR; j++) acc[i][j] += ai * bp[j];          \
+            }                                                                  \
+        }                                                                      \
+        const FT alpha = args->alpha, beta = args->beta;                       \
+        for (int i = 0; i < MR; i++) {                                         \
+            FT *ci = c + i * rsc;                                              \
+            for (int j = 0; j < NR; j++) {                                     \
+                /* beta == 0 must not read C: it may hold NaN or garbage. */   \
+                FT v = alpha * acc[i][j];                                      \
+                if (beta != 0) v += beta * ci[j];                              \
+                if (args->bias) v += args->bias[j];                            \
+                ci[j] = ACT(v, args->act, args->slope);                        \
+            }                                                                  \
+        }                                                                      \
+    }
+
+FM_DEFINE_REF_UKR(fm_sgemm_ref_6x16, float, fm_sukr_args, fm_act_scalar_s, 6, 16)
+FM_DEFINE_REF_UKR(fm_dgemm_ref_6x8, double, fm_dukr_args, fm_act_scalar_d, 6, 8)

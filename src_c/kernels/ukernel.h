@@ -1,0 +1,62 @@
+/* Micro-kernel interface shared by every architecture.
+ *
+ * Design: a micro-kernel computes one MR x NR tile of C from a packed A
+ * micro-panel (k columns of MR values, contiguous) and a packed B micro-panel
+ * (k rows of NR values, contiguous):
+ *
+ *     C = act(alpha * A_panel @ B_panel + beta * C + bias)
+ *
+ * It always works on a full tile whose rows are contiguous (column stride 1);
+ * the driver in gemm/ handles edge tiles and general strides by going through
+ * a small aligned temporary tile. Each element is accumulated in a single
+ * register lane in k order, one FMA (or mul+add in the reference) per step, so
+ * a given element's value never depends on where the tile boundaries fall or
+ * on how the work is split among threads.
+ *
+ * bias points at NR values (the columns of this tile) or is NULL; act and
+ * slope are only applied when the driver passes them, i.e. on the last
+ * K block.
+ */
+#ifndef FM_UKERNEL_H
+#define FM_UKERNEL_H
+
+#include <stdint.h>
+
+typedef struct {
+    float alpha, beta;
+    const float *bias;
+    int act;
+    float slope;
+} fm_sukr_args;
+
+typedef struct {
+    double alpha, beta;
+    const double *bias;
+    int act;
+    double slope;
+} fm_dukr_args;
+
+typedef void (*fm_sgemm_ukr)(int64_t k, const float *a, const float *b,
+                             float *c, int64_t rsc, const fm_sukr_args *args);
+typedef void (*fm_dgemm_ukr)(int64_t k, const double *a, const double *b,
+                             double *c, int64_t rsc, const fm_dukr_args *args);
+
+/* Largest register block any kernel uses (sizes temporary edge tiles). */
+#define FM_MR_MAX 8
+#define FM_NR_MAX 16
+
+/* Reference kernels (kernels/ref/gemm_ref.c): plain C, same signatures and
+ * the same register blocks as the AVX2 kernels so that tests can feed both
+ * the same packed panels. */
+void fm_sgemm_ref_6x16(int64_t k, const float *a, const float *b, float *c,
+                       int64_t rsc, const fm_sukr_args *args);
+void fm_dgemm_ref_6x8(int64_t k, const double *a, const double *b, double *c,
+                      int64_t rsc, const fm_dukr_args *args);
+
+/* AVX2 + FMA kernels (kernels/avx2/), only built on x86-64. */
+void fm_sgemm_avx2_6x16(int64_t k, const float *a, const float *b, float *c,
+                        int64_t rsc, const fm_sukr_args *args);
+void fm_dgemm_avx2_6x8(int64_t k, const double *a, const double *b, double *c,
+                       int64_t rsc, const fm_dukr_args *args);
+
+#endif
