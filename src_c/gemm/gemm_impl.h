@@ -37,8 +37,18 @@ static void FM_X(pack_a)(int mr, int64_t mc, int64_t kc, const FT *a, int64_t rs
     for (int64_t i0 = 0; i0 < mc; i0 += mr) {
         const int64_t mi = mc - i0 < mr ? mc - i0 : mr;
         const FT *ap = a + i0 * rsa;
-        if (mi == mr && csa == 1) {
-            /* Row-major A: read each row contiguously, write with stride mr. */
+        if (mi == 6 && mr == 6 && csa == 1) {
+            /* Row-major A, the common case: six sequential read streams and
+             * contiguous writes (constant MR lets the compiler keep all six
+             * row pointers in registers). */
+            const FT *r0 = ap, *r1 = ap + rsa, *r2 = ap + 2 * rsa, *r3 = ap + 3 * rsa,
+                     *r4 = ap + 4 * rsa, *r5 = ap + 5 * rsa;
+            for (int64_t p = 0; p < kc; p++) {
+                FT *d = dst + p * 6;
+                d[0] = r0[p]; d[1] = r1[p]; d[2] = r2[p];
+                d[3] = r3[p]; d[4] = r4[p]; d[5] = r5[p];
+            }
+        } else if (mi == mr && csa == 1) {
             for (int i = 0; i < mr; i++) {
                 const FT *row = ap + i * rsa;
                 for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = row[p];
@@ -62,7 +72,14 @@ static void FM_X(pack_a)(int mr, int64_t mc, int64_t kc, const FT *a, int64_t rs
  * holds, for each p, the NR values B[p, q*NR + j]; columns past nc are zero. */
 static void FM_X(pack_b_panel)(int nr, int64_t nj, int64_t kc, const FT *bp, int64_t rsb,
                                int64_t csb, FT *restrict dst) {
-    if (nj == nr && csb == 1) {
+    if (nj == nr && csb == 1 && nr == 16) {
+        /* Constant width: plain vector copies instead of a memcpy call per row. */
+        for (int64_t p = 0; p < kc; p++)
+            for (int j = 0; j < 16; j++) dst[p * 16 + j] = bp[p * rsb + j];
+    } else if (nj == nr && csb == 1 && nr == 8) {
+        for (int64_t p = 0; p < kc; p++)
+            for (int j = 0; j < 8; j++) dst[p * 8 + j] = bp[p * rsb + j];
+    } else if (nj == nr && csb == 1) {
         for (int64_t p = 0; p < kc; p++)
             for (int j = 0; j < nr; j++) dst[p * nr + j] = bp[p * rsb + j];
     } else if (nj == nr && rsb == 1) {
