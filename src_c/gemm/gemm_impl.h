@@ -34,6 +34,21 @@
  * holds, for each p, the MR values A[q*MR + i, p]; rows past mc are zero. */
 static void FM_X(pack_a)(int mr, int64_t mc, int64_t kc, const FT *a, int64_t rsa,
                          int64_t csa, FT *restrict dst) {
+    if (rsa == 1 && mc >= mr) {
+        /* Column-major A (e.g. x.T of a C-ordered x): walk each column once,
+         * top to bottom, scattering MR values into each micro-panel. */
+        const int64_t mfull = mc / mr * mr;
+        for (int64_t p = 0; p < kc; p++) {
+            const FT *col = a + p * csa;
+            FT *d = dst + p * mr;
+            for (int64_t i0 = 0; i0 < mfull; i0 += mr, d += (int64_t)mr * kc)
+                for (int i = 0; i < mr; i++) d[i] = col[i0 + i];
+        }
+        if (mfull == mc) return;
+        a += mfull * rsa;
+        dst += mfull * kc;
+        mc -= mfull;
+    }
     for (int64_t i0 = 0; i0 < mc; i0 += mr) {
         const int64_t mi = mc - i0 < mr ? mc - i0 : mr;
         const FT *ap = a + i0 * rsa;
@@ -53,10 +68,6 @@ static void FM_X(pack_a)(int mr, int64_t mc, int64_t kc, const FT *a, int64_t rs
                 const FT *row = ap + i * rsa;
                 for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = row[p];
             }
-        } else if (mi == mr && rsa == 1) {
-            /* Column-major A (e.g. x.T of a C-ordered x): mr contiguous values per p. */
-            for (int64_t p = 0; p < kc; p++)
-                for (int i = 0; i < mr; i++) dst[p * mr + i] = ap[p * csa + i];
         } else {
             for (int64_t p = 0; p < kc; p++) {
                 int i = 0;
@@ -68,31 +79,52 @@ static void FM_X(pack_a)(int mr, int64_t mc, int64_t kc, const FT *a, int64_t rs
     }
 }
 
-/* Pack rows [0, kc) x columns [0, nc) of B into NR-wide micro-panels: panel q
- * holds, for each p, the NR values B[p, q*NR + j]; columns past nc are zero. */
-static void FM_X(pack_b_panel)(int nr, int64_t nj, int64_t kc, const FT *bp, int64_t rsb,
-                               int64_t csb, FT *restrict dst) {
-    if (nj == nr && csb == 1 && nr == 16) {
-        /* Constant width: plain vector copies instead of a memcpy call per row. */
-        for (int64_t p = 0; p < kc; p++)
-            for (int j = 0; j < 16; j++) dst[p * 16 + j] = bp[p * rsb + j];
-    } else if (nj == nr && csb == 1 && nr == 8) {
-        for (int64_t p = 0; p < kc; p++)
-            for (int j = 0; j < 8; j++) dst[p * 8 + j] = bp[p * rsb + j];
-    } else if (nj == nr && csb == 1) {
-        for (int64_t p = 0; p < kc; p++)
-            for (int j = 0; j < nr; j++) dst[p * nr + j] = bp[p * rsb + j];
-    } else if (nj == nr && rsb == 1) {
-        /* Transposed B (e.g. W.T): read each column contiguously. */
-        for (int j = 0; j < nr; j++) {
-            const FT *col = bp + j * csb;
-            for (int64_t p = 0; p < kc; p++) dst[p * nr + j] = col[p];
+/* Pack rows [0, kc) of B, columns [j0, j1) (j0 a multiple of nr; j1 <= nc),
+ * into NR-wide micro-panels: panel q holds, for each p, the NR values
+ * B[p, q*NR + j]; columns past nc are zero. `dst` points at panel j0/nr. */
+static void FM_X(pack_b)(int nr, int64_t j0, int64_t j1, int64_t nc, int64_t kc,
+                         const FT *b, int64_t rsb, int64_t csb, FT *restrict dst) {
+    const int64_t jfull = j0 + (j1 - j0) / nr * nr;  /* end of the full panels */
+    if (csb == 1 && jfull > j0) {
+        /* Row-major B: walk each row once, left to right, so the reads are
+         * sequential (reading one 64-byte panel row per B row would touch a
+         * new page per row and defeat the hardware prefetcher). */
+        for (int64_t p = 0; p < kc; p++) {
+            const FT *row = b + p * rsb;
+            FT *d = dst + p * nr;
+            if (nr == 16) {
+                for (int64_t j = j0; j < jfull; j += 16, d += 16 * kc)
+                    for (int t = 0; t < 16; t++) d[t] = row[j + t];
+            } else if (nr == 8) {
+                for (int64_t j = j0; j < jfull; j += 8, d += 8 * kc)
+                    for (int t = 0; t < 8; t++) d[t] = row[j + t];
+            } else {
+                for (int64_t j = j0; j < jfull; j += nr, d += nr * kc)
+                    for (int t = 0; t < nr; t++) d[t] = row[j + t];
+            }
+        }
+    } else if (rsb == 1) {
+        /* Transposed B (e.g. W.T of a C-ordered W): each column is contiguous. */
+        for (int64_t j = j0; j < jfull; j++) {
+            const FT *col = b + j * csb;
+            FT *d = dst + (j - j0) / nr * nr * kc + (j - j0) % nr;
+            for (int64_t p = 0; p < kc; p++) d[p * nr] = col[p];
         }
     } else {
+        for (int64_t j = j0; j < jfull; j += nr) {
+            FT *d = dst + (j - j0) * kc;
+            for (int64_t p = 0; p < kc; p++)
+                for (int t = 0; t < nr; t++) d[p * nr + t] = b[p * rsb + (j + t) * csb];
+        }
+    }
+    if (jfull < j1 || (j1 == nc && jfull < nc)) {
+        /* The last, partial panel: zero-padded to NR. */
+        const int64_t nj = nc - jfull;
+        FT *d = dst + (jfull - j0) * kc;
         for (int64_t p = 0; p < kc; p++) {
-            int j = 0;
-            for (; j < nj; j++) dst[p * nr + j] = bp[p * rsb + j * csb];
-            for (; j < nr; j++) dst[p * nr + j] = 0;
+            int t = 0;
+            for (; t < nj; t++) d[p * nr + t] = b[p * rsb + (jfull + t) * csb];
+            for (; t < nr; t++) d[p * nr + t] = 0;
         }
     }
 }
@@ -209,7 +241,13 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
     const int64_t nc_max = n < NC ? n : NC;
     const int64_t m_thr = ((mp + tm - 1) / tm) * mr;
     const int64_t mc_max = m_thr < MC ? m_thr : MC;
-    const size_t b_elems = (size_t)(((nc_max + nr - 1) / nr) * nr * kc_max);
+    /* Each column group of threads gets its own region of the B buffer, so
+     * groups never need to wait for each other (no barrier at all when
+     * tm == 1): a group's panels change from one jc/pc block to the next,
+     * and a shared layout would let one group overwrite panels another
+     * group is still reading. */
+    const int64_t pan_grp = ((nc_max + nr - 1) / nr + tn - 1) / tn;
+    const size_t b_elems = (size_t)(tn * pan_grp * nr * kc_max);
     const size_t a_elems = (size_t)(((mc_max + mr - 1) / mr) * mr * kc_max);
     const size_t b_bytes = (b_elems * sizeof(FT) + 63) / 64 * 64;
     const size_t a_bytes = (a_elems * sizeof(FT) + 63) / 64 * 64;
@@ -227,6 +265,7 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
 #endif
         const int ti = tid % tm, tj = tid / tm;
         FT *abuf = (FT *)(ws + b_bytes + (size_t)tid * a_bytes);
+        FT *bgrp = bbuf + (size_t)tj * pan_grp * nr * kc_max;
         int64_t ip0, ip1;
         FM_X(split)(mp, tm, ti, &ip0, &ip1);
         const int64_t i_lo = ip0 * mr, i_hi = ip1 * mr < m ? ip1 * mr : m;
@@ -245,10 +284,11 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
                 /* Pack this column group's B panels, shared among its tm threads. */
                 int64_t q0, q1;
                 FM_X(split)(jp1 - jp0, tm, ti, &q0, &q1);
-                for (int64_t jp = jp0 + q0; jp < jp0 + q1; jp++) {
-                    const int64_t nj = nc - jp * nr < nr ? nc - jp * nr : nr;
-                    FM_X(pack_b_panel)(nr, nj, kc, b + pc * rsb + (jc + jp * nr) * csb, rsb, csb,
-                                       bbuf + jp * nr * kc);
+                if (q1 > q0) {
+                    const int64_t j0 = (jp0 + q0) * nr;
+                    const int64_t j1 = (jp0 + q1) * nr < nc ? (jp0 + q1) * nr : nc;
+                    FM_X(pack_b)(nr, j0, j1, nc, kc, b + pc * rsb + jc * csb, rsb, csb,
+                                 bgrp + q0 * nr * kc);
                 }
                 if (tm > 1) {
 #pragma omp barrier
@@ -263,7 +303,7 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
                     for (int64_t jp = jp0; jp < jp1; jp++) {
                         const int64_t j = jc + jp * nr;
                         const int64_t nj = n - j < nr ? n - j : nr;
-                        const FT *bp = bbuf + jp * nr * kc;
+                        const FT *bp = bgrp + (jp - jp0) * nr * kc;
                         args.bias = (last && bias) ? bias + j : NULL;
                         for (int64_t i = 0; i < mc; i += mr) {
                             const int64_t mi = mc - i < mr ? mc - i : mr;

@@ -1,0 +1,169 @@
+"""GEMM benchmarks: fastmlp.matmul against NumPy (its BLAS) side by side.
+
+Every configuration is dtype (float32, float64) x shape x threads (1 and
+all cores, ``os.cpu_count()``), shapes written "m x k x n":
+
+* ``GemmSquare`` / ``GemmSquareRatio``: 256, 512, 1024 and 2048 cubed;
+* ``GemmMLP`` / ``GemmMLPRatio``: the three GEMMs of an MLP training step
+  (batch 128, 784 inputs, 256 units): ``128x784x256`` (x @ W),
+  ``784x128x256`` (x.T @ g, a is a transposed *view*) and ``128x256x784``
+  (g @ W.T, b is a transposed *view*). Both implementations get the same
+  views; neither copies them.
+
+Benchmarks:
+
+* ``time_matmul`` (param ``impl`` = fastmlp | numpy): one
+  ``fastmlp.matmul(a, b, out=o)`` or ``np.matmul(a, b, out=o)`` call into an
+  output preallocated in setup, so neither side pays allocation.
+* ``track_gflops``: 2*m*n*k / t / 1e9 with t the best of 5 wall times
+  (time.perf_counter, after one warm-up call) -- "GFLOP/s".
+* ``track_ratio_vs_numpy``: fastmlp speed / NumPy speed (NumPy's best time
+  over fastmlp's, best of 5 each, calls interleaved, after a warm-up of
+  each) -- "x"; > 1 means fastmlp is faster. It also checks that the two
+  results agree to rounding.
+
+Threads: setup calls ``fastmlp.set_num_threads(n)`` and enters
+``threadpoolctl.threadpool_limits(n, user_api="blas")`` for NumPy's BLAS;
+teardown restores both. Data: ``np.random.default_rng(0)``.
+
+How to run (from the repository root, which holds asv.conf.json)::
+
+    pip install . asv threadpoolctl
+    asv machine --yes                       # once per machine
+    asv check --python=same                 # import and validate the suite
+    asv run --python=same --quick           # installed fastmlp, one pass, no results kept per commit
+    asv run --python=same --bench GemmMLP   # a subset (regex on benchmark names), full timing
+    asv continuous main HEAD                # build both commits in virtualenvs, report changes
+    asv compare main HEAD                   # tabulate stored results of two commits
+    asv publish && asv preview              # HTML report in .asv/html
+
+``--python=same`` benchmarks the fastmlp installed in the current
+environment (rebuild/reinstall it after changing the C/Cython sources);
+without it asv builds each commit into its own virtualenv under .asv/env.
+Results go to .asv/results.
+"""
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+import fastmlp
+
+from .common import (
+    DTYPES,
+    IMPLS,
+    MLP_SHAPES,
+    SQUARE_SHAPES,
+    THREADS,
+    TRACK_REPEATS,
+    check_close,
+    gemm_flops,
+    operands,
+    parse_shape,
+    wall_time,
+)
+
+_MATMUL = {"fastmlp": fastmlp.matmul, "numpy": np.matmul}
+
+
+class _ThreadsMixin:
+    """Limit both fastmlp and NumPy's BLAS to `n` threads (setup) and restore (teardown)."""
+
+    def _limit_threads(self, n):
+        self._prev_fastmlp_threads = fastmlp.get_num_threads()
+        fastmlp.set_num_threads(n)
+        # The constructor applies the limit (as entering the `with` block
+        # does); restore_original_limits() in teardown is its __exit__.
+        self._blas_limits = threadpool_limits(limits=n, user_api="blas")
+        assert fastmlp.get_num_threads() == n
+
+    def _restore_threads(self):
+        limits = getattr(self, "_blas_limits", None)
+        if limits is not None:
+            limits.restore_original_limits()
+            self._blas_limits = None
+        prev = getattr(self, "_prev_fastmlp_threads", None)
+        if prev is not None:
+            fastmlp.set_num_threads(prev)
+            self._prev_fastmlp_threads = None
+
+
+class _GemmBench(_ThreadsMixin):
+    """fastmlp and NumPy side by side: impl x dtype x shape x threads."""
+
+    param_names = ["impl", "dtype", "shape", "threads"]
+    # Timing: one call per sample (asv re-runs setup before every timed
+    # call anyway), 3..10 samples per round for at most ~10 s, 2 rounds.
+    number = 1
+    repeat = (3, 10, 10.0)
+    warmup_time = 0.2
+    timeout = 300
+
+    def setup(self, impl, dtype, shape, threads):
+        self.a, self.b, (self.out,) = operands(shape, dtype)
+        self.matmul = _MATMUL[impl]
+        self.flops = gemm_flops(shape)
+        self._limit_threads(threads)
+
+    def teardown(self, impl, dtype, shape, threads):
+        self._restore_threads()
+
+    def _call(self):
+        self.matmul(self.a, self.b, out=self.out)
+
+    def time_matmul(self, impl, dtype, shape, threads):
+        self.matmul(self.a, self.b, out=self.out)
+
+    def track_gflops(self, impl, dtype, shape, threads):
+        self._call()  # warm-up: thread pools, packing buffers, caches
+        best = min(wall_time(self._call) for _ in range(TRACK_REPEATS))
+        return self.flops / best / 1e9
+
+    track_gflops.unit = "GFLOP/s"
+
+
+class _RatioBench(_ThreadsMixin):
+    """fastmlp speed / NumPy speed per dtype x shape x threads."""
+
+    param_names = ["dtype", "shape", "threads"]
+    timeout = 300
+
+    def setup(self, dtype, shape, threads):
+        self.a, self.b, (self.out_fastmlp, self.out_numpy) = operands(shape, dtype, n_out=2)
+        self._limit_threads(threads)
+
+    def teardown(self, dtype, shape, threads):
+        self._restore_threads()
+
+    def _fastmlp(self):
+        fastmlp.matmul(self.a, self.b, out=self.out_fastmlp)
+
+    def _numpy(self):
+        np.matmul(self.a, self.b, out=self.out_numpy)
+
+    def track_ratio_vs_numpy(self, dtype, shape, threads):
+        self._fastmlp()  # warm-up both
+        self._numpy()
+        t_fastmlp = t_numpy = float("inf")
+        for _ in range(TRACK_REPEATS):  # interleaved: drifts hit both alike
+            t_fastmlp = min(t_fastmlp, wall_time(self._fastmlp))
+            t_numpy = min(t_numpy, wall_time(self._numpy))
+        check_close(self.out_fastmlp, self.out_numpy, parse_shape(shape)[1],
+                    f"fastmlp.matmul {dtype} {shape}")
+        return t_numpy / t_fastmlp
+
+    track_ratio_vs_numpy.unit = "x"
+
+
+class GemmSquare(_GemmBench):
+    params = [IMPLS, DTYPES, SQUARE_SHAPES, THREADS]
+
+
+class GemmMLP(_GemmBench):
+    params = [IMPLS, DTYPES, MLP_SHAPES, THREADS]
+
+
+class GemmSquareRatio(_RatioBench):
+    params = [DTYPES, SQUARE_SHAPES, THREADS]
+
+
+class GemmMLPRatio(_RatioBench):
+    params = [DTYPES, MLP_SHAPES, THREADS]

@@ -1,0 +1,99 @@
+"""Shared parameters, operand construction and timing helpers for the benchmarks.
+
+Nothing here is a benchmark (asv only collects ``time_*`` / ``track_*`` /
+... names, and no such name is defined in this module).
+"""
+import functools
+import gc
+import os
+import time
+
+import numpy as np
+
+#: Implementations compared side by side.
+IMPLS = ("fastmlp", "numpy")
+DTYPES = ("float32", "float64")
+#: 1 thread and every core (deduplicated on a single-core machine).
+THREADS = tuple(sorted({1, os.cpu_count() or 1}))
+
+#: Square GEMMs, "m x k x n".
+SQUARE_SHAPES = ("256x256x256", "512x512x512", "1024x1024x1024", "2048x2048x2048")
+
+#: The three GEMMs of an MLP layer's training step with a 128-sample batch,
+#: 784 inputs and 256 units, as "m x k x n", with the memory layout of each
+#: operand: "N" = C-ordered array of the operand's own shape, "T" = transposed
+#: view (``.T``, no copy) of a C-ordered array of the transposed shape.
+MLP_LAYOUTS = {
+    "128x784x256": ("N", "N"),  # forward:     h  = x @ W      x: 128x784, W: 784x256
+    "784x128x256": ("T", "N"),  # weight grad: dW = x.T @ g    x: 128x784, g: 128x256
+    "128x256x784": ("N", "T"),  # input grad:  dx = g @ W.T    g: 128x256, W: 784x256
+}
+MLP_SHAPES = tuple(MLP_LAYOUTS)
+
+#: Best-of-N for the track_* benchmarks (after one untimed warm-up call).
+TRACK_REPEATS = 5
+
+
+def parse_shape(shape):
+    """"m x k x n" string -> (m, k, n) ints."""
+    m, k, n = (int(s) for s in shape.split("x"))
+    return m, k, n
+
+
+def gemm_flops(shape):
+    m, k, n = parse_shape(shape)
+    return 2.0 * m * n * k
+
+
+def _operand(rng, rows, cols, layout, dtype):
+    if layout == "N":
+        x = rng.standard_normal((rows, cols), dtype=dtype)
+    else:
+        x = rng.standard_normal((cols, rows), dtype=dtype).T
+        assert x.base is not None and x.flags.f_contiguous  # a view, not a copy
+    return x
+
+
+@functools.lru_cache(maxsize=2)
+def operands(shape, dtype, n_out=1):
+    """(a, b, outs) for an "m x k x n" shape: a is m x k, b is k x n, and
+    `n_out` preallocated m x n outputs, already written once so that no page
+    fault of a fresh allocation lands in a timed call.
+
+    Cached per process: asv re-runs setup before every timed call, and
+    regenerating 2048x2048 operands each time would only cost wall time.
+    The data is np.random.default_rng(0); a and b are read-only.
+    """
+    m, k, n = parse_shape(shape)
+    layout_a, layout_b = MLP_LAYOUTS.get(shape, ("N", "N"))
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    a = _operand(rng, m, k, layout_a, dtype)
+    b = _operand(rng, k, n, layout_b, dtype)
+    a.flags.writeable = False
+    b.flags.writeable = False
+    outs = tuple(np.full((m, n), np.nan, dtype=dtype) for _ in range(n_out))
+    return a, b, outs
+
+
+def wall_time(func):
+    """Wall time of one call of `func`, with the garbage collector off."""
+    gcold = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        func()
+        return time.perf_counter() - t0
+    finally:
+        if gcold:
+            gc.enable()
+
+
+def check_close(result, expected, k, what):
+    """Raise if `result` differs from `expected` by more than rounding allows
+    (normwise, for a K-term dot product in result's precision)."""
+    eps = np.finfo(result.dtype).eps
+    err = float(np.max(np.abs(result - expected)))
+    scale = float(np.max(np.abs(expected))) or 1.0
+    if not err <= 10 * k * eps * scale:
+        raise AssertionError(f"{what}: max abs error {err:.3g} vs max |result| {scale:.3g}")
