@@ -207,7 +207,13 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
     }
 
     const int mr = cfg->mr, nr = cfg->nr;
-    const int64_t MC = cfg->mc, KC = cfg->kc, NC = cfg->nc;
+    const int64_t MC = cfg->mc, NC = cfg->nc;
+    /* Balanced K blocks: k = 784 with KC = 256 becomes 4 x ~196 rather than
+     * 3 x 256 + 16 (a thin last block pays a full pass over C for little
+     * work). Depends on k and the table only, so summation order is still
+     * independent of the thread count. */
+    const int64_t kblocks = (k + cfg->kc - 1) / cfg->kc;
+    const int64_t KC = ((k + kblocks - 1) / kblocks + 7) / 8 * 8;
     const int64_t mp = (m + mr - 1) / mr, np = (n + nr - 1) / nr;
 
     /* Threads: enough work each, and a tm x tn grid that fits the tiles. */
