@@ -73,7 +73,12 @@ class _ThreadsMixin:
         # The constructor applies the limit (as entering the `with` block
         # does); restore_original_limits() in teardown is its __exit__.
         self._blas_limits = threadpool_limits(limits=n, user_api="blas")
-        assert fastmlp.get_num_threads() == n
+        got = fastmlp.get_num_threads()
+        if got != n:
+            # e.g. a build with FASTMLP_NO_OPENMP=1: asv reports "skipped".
+            self._restore_threads()
+            raise NotImplementedError(f"fastmlp runs {got} thread(s) here, not {n} "
+                                      f"(built without OpenMP?)")
 
     def _restore_threads(self):
         limits = getattr(self, "_blas_limits", None)
