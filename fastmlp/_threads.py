@@ -6,8 +6,10 @@ scikit-learn does) and read here at call time:
 * by default it is OpenMP's ``omp_get_max_threads()``, which honours
   ``OMP_NUM_THREADS`` and is what ``threadpoolctl.threadpool_limits(n,
   user_api="openmp")`` changes, so both limit fastmlp;
-* ``set_num_threads(n)`` / ``threads(n)`` set it for the process; an active
-  threadpoolctl limit still caps it (the smaller of the two wins).
+* ``set_num_threads(n)`` / ``threads(n)`` set it (and OpenMP's default for
+  the calling thread). The most recent setting wins: a threadpoolctl limit
+  entered after it caps it, an explicit ``threads(n)`` inside a threadpoolctl
+  block overrides the limit until the block ends.
 
 Results never depend on the thread count (kernels split work on fixed block
 boundaries and never split a reduction by thread), so this is a speed knob only.
@@ -19,6 +21,7 @@ import threading
 from fastmlp._core import _runtime
 
 _lock = threading.Lock()
+_MAX_THREADS = 1 << 12
 _requested = None  # process-wide setting of set_num_threads, None = OpenMP default
 
 
@@ -29,8 +32,9 @@ def _check_n(n):
         raise TypeError(f"number of threads must be an int, got {type(n).__name__}") from None
     if n == -1:
         return _runtime.omp_num_procs()
-    if n < 1:
-        raise ValueError(f"number of threads must be >= 1 (or -1 for all cores), got {n}")
+    if n < 1 or n > _MAX_THREADS:
+        raise ValueError(f"number of threads must be in [1, {_MAX_THREADS}] "
+                         f"(or -1 for all cores), got {n}")
     return n
 
 

@@ -15,6 +15,7 @@ typedef struct {
     int mr, nr;
     int64_t mc, kc, nc;
     fm_sgemm_ukr ukr;
+    fm_spack_a6 pack_a6;  /* optional fast packer for row-major A (mr == 6) */
 } fm_sgemm_cfg;
 
 typedef struct {
@@ -23,6 +24,7 @@ typedef struct {
     int mr, nr;
     int64_t mc, kc, nc;
     fm_dgemm_ukr ukr;
+    void (*pack_a6)(int64_t kc, const double *a, int64_t rsa, double *dst); /* optional */
 } fm_dgemm_cfg;
 
 const fm_sgemm_cfg *fm_sgemm_cfg_get(int arch); /* NULL if arch unusable */

@@ -32,8 +32,9 @@
 
 /* Pack rows [0, mc) x columns [0, kc) of A into MR-tall micro-panels: panel q
  * holds, for each p, the MR values A[q*MR + i, p]; rows past mc are zero. */
-static void FM_X(pack_a)(int mr, int64_t mc, int64_t kc, const FT *a, int64_t rsa,
+static void FM_X(pack_a)(const CFG *cfg, int64_t mc, int64_t kc, const FT *a, int64_t rsa,
                          int64_t csa, FT *restrict dst) {
+    const int mr = cfg->mr;
     if (rsa == 1 && mc >= mr) {
         /* Column-major A (e.g. x.T of a C-ordered x): walk each column once,
          * top to bottom, scattering MR values into each micro-panel. */
@@ -52,7 +53,9 @@ static void FM_X(pack_a)(int mr, int64_t mc, int64_t kc, const FT *a, int64_t rs
     for (int64_t i0 = 0; i0 < mc; i0 += mr) {
         const int64_t mi = mc - i0 < mr ? mc - i0 : mr;
         const FT *ap = a + i0 * rsa;
-        if (mi == 6 && mr == 6 && csa == 1) {
+        if (mi == 6 && mr == 6 && csa == 1 && cfg->pack_a6) {
+            cfg->pack_a6(kc, ap, rsa, dst);
+        } else if (mi == 6 && mr == 6 && csa == 1) {
             /* Row-major A, the common case: six sequential read streams and
              * contiguous writes (constant MR lets the compiler keep all six
              * row pointers in registers). */
@@ -305,7 +308,7 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
                 args.act = last ? act : FM_ACT_NONE;
                 for (int64_t ic = i_lo; ic < i_hi; ic += MC) {
                     const int64_t mc = i_hi - ic < MC ? i_hi - ic : MC;
-                    FM_X(pack_a)(mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, abuf);
+                    FM_X(pack_a)(cfg, mc, kc, a + ic * rsa + pc * csa, rsa, csa, abuf);
                     for (int64_t jp = jp0; jp < jp1; jp++) {
                         const int64_t j = jc + jp * nr;
                         const int64_t nj = n - j < nr ? n - j : nr;

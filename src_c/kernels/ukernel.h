@@ -59,4 +59,10 @@ void fm_sgemm_avx2_6x16(int64_t k, const float *a, const float *b, float *c,
 void fm_dgemm_avx2_6x8(int64_t k, const double *a, const double *b, double *c,
                        int64_t rsc, const fm_dukr_args *args);
 
+
+/* Packing kernels: six rows of a row-major (unit column stride) A into one
+ * MR = 6 micro-panel of kc columns. Same result as the generic packer. */
+typedef void (*fm_spack_a6)(int64_t kc, const float *a, int64_t rsa, float *dst);
+void fm_spack_a6_avx2(int64_t kc, const float *a, int64_t rsa, float *dst);
+
 #endif

@@ -64,15 +64,107 @@ void fm_sgemm_avx2_6x16(int64_t k, const float *restrict a, const float *restric
         _mm_prefetch((const char *)(c + i * rsc + 15), _MM_HINT_T0);
     }
 
-    int64_t p = 0;
-    for (; p + 4 <= k; p += 4) {
-        _mm_prefetch((const char *)(a + 96), _MM_HINT_T0);
-        FM_S_STEP(0);
-        FM_S_STEP(1);
-        FM_S_STEP(2);
-        FM_S_STEP(3);
-        a += 24;
-        b += 64;
+    /* Main loop, 4 k steps per iteration, in inline assembly: written with
+     * intrinsics GCC 12 spills one accumulator per iteration, which puts a
+     * store-to-load forwarding delay on that accumulator's FMA chain. Here
+     * the 12 accumulators are pinned to registers (the compiler picks which)
+     * and ymm13-15 hold the two B vectors and the A broadcast. */
+    int64_t p = k & ~(int64_t)3;
+    int64_t iters = k >> 2;
+    if (iters > 0) {
+        __asm__ volatile(
+            "1:\n\t"
+            "prefetcht0 384(%[a])\n\t"
+            "vmovups 0(%[b]), %%ymm13\n\t"
+            "vmovups 32(%[b]), %%ymm14\n\t"
+            "vbroadcastss 0(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
+            "vbroadcastss 4(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
+            "vbroadcastss 8(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
+            "vbroadcastss 12(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
+            "vbroadcastss 16(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
+            "vbroadcastss 20(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
+            "vmovups 64(%[b]), %%ymm13\n\t"
+            "vmovups 96(%[b]), %%ymm14\n\t"
+            "vbroadcastss 24(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
+            "vbroadcastss 28(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
+            "vbroadcastss 32(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
+            "vbroadcastss 36(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
+            "vbroadcastss 40(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
+            "vbroadcastss 44(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
+            "vmovups 128(%[b]), %%ymm13\n\t"
+            "vmovups 160(%[b]), %%ymm14\n\t"
+            "vbroadcastss 48(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
+            "vbroadcastss 52(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
+            "vbroadcastss 56(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
+            "vbroadcastss 60(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
+            "vbroadcastss 64(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
+            "vbroadcastss 68(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
+            "vmovups 192(%[b]), %%ymm13\n\t"
+            "vmovups 224(%[b]), %%ymm14\n\t"
+            "vbroadcastss 72(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
+            "vbroadcastss 76(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
+            "vbroadcastss 80(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
+            "vbroadcastss 84(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
+            "vbroadcastss 88(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
+            "vbroadcastss 92(%[a]), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
+            "addq $96, %[a]\n\t"
+            "addq $256, %[b]\n\t"
+            "decq %[it]\n\t"
+            "jnz 1b\n\t"
+            : [a] "+r"(a), [b] "+r"(b), [it] "+r"(iters),
+              [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),
+              [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),
+              [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51)
+            :
+            : "xmm13", "xmm14", "xmm15", "memory", "cc");
     }
     for (; p < k; p++) {
         FM_S_STEP(0);
