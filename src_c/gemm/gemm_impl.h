@@ -20,8 +20,9 @@
  * So every element of C gets exactly the same sequence of FMAs (k in order,
  * KC blocking fixed by the table) whatever the number of threads: results
  * are bitwise identical for any thread count. The tm threads that share a
- * column range pack its B panels together (one barrier per K block); with
- * tm == 1 there is no sharing and no barrier at all.
+ * column range pack its B panels together (two barriers per K block) when
+ * the problem is short; otherwise, and always when tm == 1, every thread
+ * packs the panels it uses itself and no thread ever waits for another.
  *
  * Strides: A, B and C are read and written through row and column strides in
  * elements, so transposed, Fortran-ordered, sliced and broadcast (stride 0)
@@ -42,8 +43,14 @@ static void FM_X(pack_a)(const CFG *cfg, int64_t mc, int64_t kc, const FT *a, in
         for (int64_t p = 0; p < kc; p++) {
             const FT *col = a + p * csa;
             FT *d = dst + p * mr;
-            for (int64_t i0 = 0; i0 < mfull; i0 += mr, d += (int64_t)mr * kc)
-                for (int i = 0; i < mr; i++) d[i] = col[i0 + i];
+            if (mr == 6) {
+                /* Constant MR: six plain moves, not a memcpy call per panel. */
+                for (int64_t i0 = 0; i0 < mfull; i0 += 6, d += 6 * kc)
+                    for (int i = 0; i < 6; i++) d[i] = col[i0 + i];
+            } else {
+                for (int64_t i0 = 0; i0 < mfull; i0 += mr, d += (int64_t)mr * kc)
+                    for (int i = 0; i < mr; i++) d[i] = col[i0 + i];
+            }
         }
         if (mfull == mc) return;
         a += mfull * rsa;
@@ -256,7 +263,14 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
      * and a shared layout would let one group overwrite panels another
      * group is still reading. */
     const int64_t pan_grp = ((nc_max + nr - 1) / nr + tn - 1) / tn;
-    const size_t b_elems = (size_t)(tn * pan_grp * nr * kc_max);
+    /* Sharing a column group's B panels among its tm threads costs two
+     * barriers per K block; packing them privately costs each thread about
+     * k*n extra element moves, ~0.3 cycle each against m*n*k/(16 nt) cycles
+     * of FMAs, i.e. ~5 nt/m of the run time. Tall problems (m > 160 nt: under
+     * 3%) pack privately and never wait for each other. */
+    const int share_b = tm > 1 && m <= 160 * (int64_t)nt;
+    const int n_bgroups = share_b ? tn : nt;
+    const size_t b_elems = (size_t)(n_bgroups * pan_grp * nr * kc_max);
     const size_t a_elems = (size_t)(((mc_max + mr - 1) / mr) * mr * kc_max);
     const size_t b_bytes = (b_elems * sizeof(FT) + 63) / 64 * 64;
     const size_t a_bytes = (a_elems * sizeof(FT) + 63) / 64 * 64;
@@ -274,7 +288,7 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
 #endif
         const int ti = tid % tm, tj = tid / tm;
         FT *abuf = (FT *)(ws + b_bytes + (size_t)tid * a_bytes);
-        FT *bgrp = bbuf + (size_t)tj * pan_grp * nr * kc_max;
+        FT *bgrp = bbuf + (size_t)(share_b ? tj : tid) * pan_grp * nr * kc_max;
         int64_t ip0, ip1;
         FM_X(split)(mp, tm, ti, &ip0, &ip1);
         const int64_t i_lo = ip0 * mr, i_hi = ip1 * mr < m ? ip1 * mr : m;
@@ -290,16 +304,17 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
                 const int64_t kc = k - pc < KC ? k - pc : KC;
                 const int last = pc + kc == k;
 
-                /* Pack this column group's B panels, shared among its tm threads. */
-                int64_t q0, q1;
-                FM_X(split)(jp1 - jp0, tm, ti, &q0, &q1);
+                /* Pack this column group's B panels: together with the other
+                 * tm - 1 threads of the group, or all of them alone. */
+                int64_t q0 = 0, q1 = jp1 - jp0;
+                if (share_b) FM_X(split)(jp1 - jp0, tm, ti, &q0, &q1);
                 if (q1 > q0) {
                     const int64_t j0 = (jp0 + q0) * nr;
                     const int64_t j1 = (jp0 + q1) * nr < nc ? (jp0 + q1) * nr : nc;
                     FM_X(pack_b)(nr, j0, j1, nc, kc, b + pc * rsb + jc * csb, rsb, csb,
                                  bgrp + q0 * nr * kc);
                 }
-                if (tm > 1) {
+                if (share_b) {
 #pragma omp barrier
                 }
 
@@ -321,7 +336,7 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
                         }
                     }
                 }
-                if (tm > 1) {
+                if (share_b) {
 #pragma omp barrier
                 }
             }

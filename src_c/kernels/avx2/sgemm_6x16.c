@@ -74,7 +74,10 @@ void fm_sgemm_avx2_6x16(int64_t k, const float *restrict a, const float *restric
     if (iters > 0) {
         __asm__ volatile(
             "1:\n\t"
+            /* A advances 96 bytes (1.5 lines) per iteration: prefetch two
+             * lines so that none is skipped. */
             "prefetcht0 384(%[a])\n\t"
+            "prefetcht0 448(%[a])\n\t"
             "vmovups 0(%[b]), %%ymm13\n\t"
             "vmovups 32(%[b]), %%ymm14\n\t"
             "vbroadcastss 0(%[a]), %%ymm15\n\t"
