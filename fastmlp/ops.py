@@ -44,8 +44,12 @@ def _as_float_array(x, name, ndim, func):
     return x
 
 
-def _result_dtype(func, *arrays):
-    return np.result_type(*[a.dtype for a in arrays if a is not None])
+def _result_dtype(*arrays):
+    """float32 if every array is float32, else float64 (inputs are float32/float64)."""
+    for a in arrays:
+        if a is not None and a.dtype != np.float32:
+            return _FLOAT_DTYPES[1]
+    return _FLOAT_DTYPES[0]
 
 
 def _check_out(out, shape, dtype, func, name="out"):
@@ -84,9 +88,10 @@ def _activation_code(activation, func):
 
 
 def _run_gemm(a, b, c, alpha, beta, bias, act, slope, inputs):
-    """Call the core, through a temporary if `c` overlaps an input."""
+    """Call the core, through a temporary if a caller's `c` overlaps an input
+    (`inputs` is None when `c` was allocated here and cannot)."""
     n_threads = get_num_threads()
-    if _needs_temp(c, *inputs):
+    if inputs is not None and _needs_temp(c, *inputs):
         tmp = np.array(c, order="C", copy=True) if beta != 0.0 else np.empty(c.shape, c.dtype)
         _gemm.gemm(a, b, tmp, alpha, beta, bias, act, slope, n_threads)
         c[...] = tmp
@@ -111,14 +116,16 @@ def matmul(a, b, out=None):
     a = _as_float_array(a, "a", 2, "matmul")
     b = _as_float_array(b, "b", 2, "matmul")
     _check_inner("matmul", a, b)
-    dtype = _result_dtype("matmul", a, b)
+    dtype = _result_dtype(a, b)
     a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
     shape = (a.shape[0], b.shape[1])
+    inputs = None
     if out is None:
         out = np.empty(shape, dtype)
     else:
         _check_out(out, shape, dtype, "matmul")
-    return _run_gemm(a, b, out, 1.0, 0.0, None, 0, 0.0, (a, b))
+        inputs = (a, b)
+    return _run_gemm(a, b, out, 1.0, 0.0, None, 0, 0.0, inputs)
 
 
 def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False):
@@ -137,15 +144,17 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False):
     opa = a.T if trans_a else a
     opb = b.T if trans_b else b
     _check_inner("gemm", opa, opb, "op(a)", "op(b)")
-    dtype = _result_dtype("gemm", a, b)
+    dtype = _result_dtype(a, b)
     opa, opb = opa.astype(dtype, copy=False), opb.astype(dtype, copy=False)
     shape = (opa.shape[0], opb.shape[1])
+    inputs = None
     if c is None:
         c = np.empty(shape, dtype)
         beta = 0.0
     else:
         _check_out(c, shape, dtype, "gemm", "c")
-    return _run_gemm(opa, opb, c, alpha, beta, None, 0, 0.0, (a, b))
+        inputs = (a, b)
+    return _run_gemm(opa, opb, c, alpha, beta, None, 0, 0.0, inputs)
 
 
 def linear(x, w, b=None, activation=None, out=None, *, alpha=0.01):
@@ -166,13 +175,15 @@ def linear(x, w, b=None, activation=None, out=None, *, alpha=0.01):
         if b.shape[0] != w.shape[1]:
             raise ValueError(f"linear: b has shape {b.shape}, expected ({w.shape[1]},) "
                              f"to match w of shape {w.shape}")
-    dtype = _result_dtype("linear", x, w, b)
+    dtype = _result_dtype(x, w, b)
     x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
     if b is not None:
         b = np.ascontiguousarray(b, dtype=dtype)
     shape = (x.shape[0], w.shape[1])
+    inputs = None
     if out is None:
         out = np.empty(shape, dtype)
     else:
         _check_out(out, shape, dtype, "linear")
-    return _run_gemm(x, w, out, 1.0, 0.0, b, act, alpha, (x, w, b))
+        inputs = (x, w, b)
+    return _run_gemm(x, w, out, 1.0, 0.0, b, act, alpha, inputs)
