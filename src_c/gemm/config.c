@@ -15,20 +15,21 @@
 #include "gemm.h"
 
 static fm_sgemm_cfg fm_s_tables[FM_ARCH_COUNT] = {
-    {"ref sgemm 6x16", FM_ARCH_REF, 6, 16, 144, 256, 4080, fm_sgemm_ref_6x16, NULL},
+    {"ref sgemm 6x16", FM_ARCH_REF, 6, 16, 144, 256, 4080, fm_sgemm_ref_6x16, NULL, NULL},
 #ifdef FM_BUILD_AVX2
-    {"avx2 sgemm 6x16", FM_ARCH_AVX2, 6, 16, 144, 256, 4080, fm_sgemm_avx2_6x16, fm_spack_a6_avx2},
+    {"avx2 sgemm 6x16", FM_ARCH_AVX2, 6, 16, 144, 256, 4080, fm_sgemm_avx2_6x16, fm_spack_a6_avx2,
+     fm_spack_b16t_avx2},
 #else
-    {"avx2 sgemm 6x16", FM_ARCH_AVX2, 6, 16, 144, 256, 4080, NULL, NULL},
+    {"avx2 sgemm 6x16", FM_ARCH_AVX2, 6, 16, 144, 256, 4080, NULL, NULL, NULL},
 #endif
 };
 
 static fm_dgemm_cfg fm_d_tables[FM_ARCH_COUNT] = {
-    {"ref dgemm 6x8", FM_ARCH_REF, 6, 8, 72, 256, 4080, fm_dgemm_ref_6x8, NULL},
+    {"ref dgemm 6x8", FM_ARCH_REF, 6, 8, 72, 256, 4080, fm_dgemm_ref_6x8, NULL, NULL},
 #ifdef FM_BUILD_AVX2
-    {"avx2 dgemm 6x8", FM_ARCH_AVX2, 6, 8, 72, 256, 4080, fm_dgemm_avx2_6x8, NULL},
+    {"avx2 dgemm 6x8", FM_ARCH_AVX2, 6, 8, 72, 256, 4080, fm_dgemm_avx2_6x8, NULL, NULL},
 #else
-    {"avx2 dgemm 6x8", FM_ARCH_AVX2, 6, 8, 72, 256, 4080, NULL, NULL},
+    {"avx2 dgemm 6x8", FM_ARCH_AVX2, 6, 8, 72, 256, 4080, NULL, NULL, NULL},
 #endif
 };
 

@@ -15,7 +15,8 @@ typedef struct {
     int mr, nr;
     int64_t mc, kc, nc;
     fm_sgemm_ukr ukr;
-    fm_spack_a6 pack_a6;  /* optional fast packer for row-major A (mr == 6) */
+    fm_spack_a6 pack_a6;     /* optional fast packer for row-major A (mr == 6) */
+    fm_spack_b16t pack_bt;   /* optional fast packer for transposed B (nr == 16) */
 } fm_sgemm_cfg;
 
 typedef struct {
@@ -25,6 +26,7 @@ typedef struct {
     int64_t mc, kc, nc;
     fm_dgemm_ukr ukr;
     void (*pack_a6)(int64_t kc, const double *a, int64_t rsa, double *dst); /* optional */
+    void (*pack_bt)(int64_t kc, const double *b, int64_t csb, double *dst);  /* optional */
 } fm_dgemm_cfg;
 
 const fm_sgemm_cfg *fm_sgemm_cfg_get(int arch); /* NULL if arch unusable */

@@ -92,8 +92,9 @@ static void FM_X(pack_a)(const CFG *cfg, int64_t mc, int64_t kc, const FT *a, in
 /* Pack rows [0, kc) of B, columns [j0, j1) (j0 a multiple of nr; j1 <= nc),
  * into NR-wide micro-panels: panel q holds, for each p, the NR values
  * B[p, q*NR + j]; columns past nc are zero. `dst` points at panel j0/nr. */
-static void FM_X(pack_b)(int nr, int64_t j0, int64_t j1, int64_t nc, int64_t kc,
+static void FM_X(pack_b)(const CFG *cfg, int64_t j0, int64_t j1, int64_t nc, int64_t kc,
                          const FT *b, int64_t rsb, int64_t csb, FT *restrict dst) {
+    const int nr = cfg->nr;
     const int64_t jfull = j0 + (j1 - j0) / nr * nr;  /* end of the full panels */
     if (csb == 1 && jfull > j0) {
         /* Row-major B: walk each row once, left to right, so the reads are
@@ -113,6 +114,8 @@ static void FM_X(pack_b)(int nr, int64_t j0, int64_t j1, int64_t nc, int64_t kc,
                     for (int t = 0; t < nr; t++) d[t] = row[j + t];
             }
         }
+    } else if (rsb == 1 && cfg->pack_bt) {
+        for (int64_t j = j0; j < jfull; j += nr) cfg->pack_bt(kc, b + j * csb, csb, dst + (j - j0) * kc);
     } else if (rsb == 1) {
         /* Transposed B (e.g. W.T of a C-ordered W): each column is contiguous. */
         for (int64_t j = j0; j < jfull; j++) {
@@ -311,7 +314,7 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
                 if (q1 > q0) {
                     const int64_t j0 = (jp0 + q0) * nr;
                     const int64_t j1 = (jp0 + q1) * nr < nc ? (jp0 + q1) * nr : nc;
-                    FM_X(pack_b)(nr, j0, j1, nc, kc, b + pc * rsb + jc * csb, rsb, csb,
+                    FM_X(pack_b)(cfg, j0, j1, nc, kc, b + pc * rsb + jc * csb, rsb, csb,
                                  bgrp + q0 * nr * kc);
                 }
                 if (share_b) {

@@ -64,5 +64,9 @@ void fm_dgemm_avx2_6x8(int64_t k, const double *a, const double *b, double *c,
  * MR = 6 micro-panel of kc columns. Same result as the generic packer. */
 typedef void (*fm_spack_a6)(int64_t kc, const float *a, int64_t rsa, float *dst);
 void fm_spack_a6_avx2(int64_t kc, const float *a, int64_t rsa, float *dst);
+/* kc rows x 16 columns of a B with unit row stride (B[p, j] = b[p + j*csb])
+ * into one NR = 16 micro-panel. */
+typedef void (*fm_spack_b16t)(int64_t kc, const float *b, int64_t csb, float *dst);
+void fm_spack_b16t_avx2(int64_t kc, const float *b, int64_t csb, float *dst);
 
 #endif
