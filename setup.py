@@ -28,10 +28,9 @@ OPENMP = os.environ.get("FASTMLP_NO_OPENMP", "") in ("", "0")
 
 
 def c_sources():
-    srcs = sorted(glob("src_c/*.c") + glob("src_c/gemm/*.c") + glob("src_c/kernels/ref/*.c"))
-    if IS_X86_64:
-        srcs += sorted(glob("src_c/kernels/avx2/*.c"))
-    return srcs
+    """Every C file under src_c/; files in an avx2/ folder only on x86-64."""
+    srcs = sorted(glob("src_c/**/*.c", recursive=True))
+    return [s for s in srcs if IS_X86_64 or "/avx2/" not in s.replace(os.sep, "/")]
 
 
 def base_flags():
@@ -89,7 +88,9 @@ def extension(name):
     )
 
 
-EXTENSIONS = [extension(n) for n in ("_gemm", "_runtime")]
+# One extension per Cython module in fastmlp/_core/.
+EXTENSIONS = [extension(os.path.splitext(os.path.basename(p))[0])
+              for p in sorted(glob("fastmlp/_core/*.pyx"))]
 
 setup(
     ext_modules=cythonize(
