@@ -189,6 +189,158 @@ static inline void FM_X(split)(int64_t count, int parts, int idx, int64_t *lo, i
     *hi = count * (idx + 1) / parts;
 }
 
+/* How the work is split among threads, and the workspace it needs. */
+typedef struct {
+    int nt, tm, tn;      /* threads, as a tm x tn grid over (M, N) */
+    int share_b;         /* a column group's tm threads pack its B panels together */
+    int64_t pan_grp;     /* B panels per column group and NC block */
+    int64_t kc_max;
+    size_t a_bytes, b_bytes, total;
+} FM_X(plan);
+
+/* The problem, as seen by each thread. */
+typedef struct {
+    int64_t m, n, k, KC;
+    FT alpha;
+    const FT *a;
+    int64_t rsa, csa;
+    const FT *b;
+    int64_t rsb, csb;
+    FT beta;
+    FT *c;
+    int64_t rsc, csc;
+    const FT *bias;
+    int act;
+    FT slope;
+} FM_X(prob);
+
+static void FM_X(make_plan)(FM_X(plan) *P, const CFG *cfg, int64_t m, int64_t n, int64_t k,
+                            int64_t KC, int nthreads) {
+    const int mr = cfg->mr, nr = cfg->nr;
+    const int64_t MC = cfg->mc, NC = cfg->nc;
+    const int64_t mp = (m + mr - 1) / mr, np = (n + nr - 1) / nr;
+
+    /* Threads: enough work each, and a tm x tn grid that fits the tiles. */
+    int64_t nt64 = nthreads < 1 ? 1 : nthreads;
+    int64_t by_work = m * n * k / FM_GEMM_MIN_MACS_PER_THREAD;
+    if (by_work < 1) by_work = 1;
+    if (nt64 > by_work) nt64 = by_work;
+    if (nt64 > mp * np) nt64 = mp * np;
+    int nt = (int)nt64, tm = 1, tn = 1;
+    for (; nt > 1; nt--) {
+        /* Per-thread traffic ~ k (m/tm + n/tn): pick the squarest blocks;
+         * on ties prefer splitting M. */
+        double best = -1.0;
+        for (int t = 1; t <= nt; t++) {
+            if (nt % t) continue;
+            int u = nt / t;
+            if (t > mp || u > np) continue;
+            double cost = (double)m / t + (double)n / u;
+            if (best < 0 || cost <= best) {
+                best = cost;
+                tm = t;
+                tn = u;
+            }
+        }
+        if (best >= 0) break;
+    }
+    if (nt <= 1) { nt = 1; tm = 1; tn = 1; }
+
+    /* Workspace: B regions plus one A block per thread, 64-byte aligned. */
+    const int64_t kc_max = k < KC ? k : KC;
+    const int64_t nc_max = n < NC ? n : NC;
+    const int64_t m_thr = ((mp + tm - 1) / tm) * mr;
+    const int64_t mc_max = m_thr < MC ? m_thr : MC;
+    /* Each column group of threads gets its own region of the B buffer, so
+     * groups never need to wait for each other: a group's panels change from
+     * one jc/pc block to the next, and a shared layout would let one group
+     * overwrite panels another group is still reading. */
+    const int64_t pan_grp = ((nc_max + nr - 1) / nr + tn - 1) / tn;
+    /* Sharing a column group's B panels among its tm threads costs two
+     * barriers per K block; packing them privately costs each thread about
+     * k*n extra element moves, ~0.3 cycle each against m*n*k/(16 nt) cycles
+     * of FMAs, i.e. ~5 nt/m of the run time. Tall problems (m > 160 nt: under
+     * 3%) pack privately and never wait for each other. */
+    const int share_b = tm > 1 && m <= 160 * (int64_t)nt;
+    const int n_bgroups = share_b ? tn : nt;
+    const size_t b_elems = (size_t)(n_bgroups * pan_grp * nr * kc_max);
+    const size_t a_elems = (size_t)(((mc_max + mr - 1) / mr) * mr * kc_max);
+    P->nt = nt; P->tm = tm; P->tn = tn; P->share_b = share_b;
+    P->pan_grp = pan_grp; P->kc_max = kc_max;
+    P->b_bytes = (b_elems * sizeof(FT) + 63) / 64 * 64;
+    P->a_bytes = (a_elems * sizeof(FT) + 63) / 64 * 64;
+    P->total = P->b_bytes + (size_t)nt * P->a_bytes;
+}
+
+/* Thread `tid`'s share of the five loops (see the top of this file). Every
+ * thread of the plan must call it: it contains barriers when share_b. */
+static void FM_X(run)(const CFG *cfg, const FM_X(prob) *pr, const FM_X(plan) *P, int tid,
+                      char *ws) {
+    const int mr = cfg->mr, nr = cfg->nr;
+    const int64_t MC = cfg->mc, NC = cfg->nc, KC = pr->KC;
+    const int64_t m = pr->m, n = pr->n, k = pr->k;
+    const FT *a = pr->a, *b = pr->b;
+    const int64_t rsa = pr->rsa, csa = pr->csa, rsb = pr->rsb, csb = pr->csb;
+    const int64_t rsc = pr->rsc, csc = pr->csc;
+    const int tm = P->tm, tn = P->tn, share_b = P->share_b;
+    const int64_t mp = (m + mr - 1) / mr;
+    const int ti = tid % tm, tj = tid / tm;
+    FT *abuf = (FT *)(ws + P->b_bytes + (size_t)tid * P->a_bytes);
+    FT *bgrp = (FT *)ws + (size_t)(share_b ? tj : tid) * P->pan_grp * nr * P->kc_max;
+    int64_t ip0, ip1;
+    FM_X(split)(mp, tm, ti, &ip0, &ip1);
+    const int64_t i_lo = ip0 * mr, i_hi = ip1 * mr < m ? ip1 * mr : m;
+    UKR_ARGS args;
+    args.slope = pr->slope;
+
+    for (int64_t jc = 0; jc < n; jc += NC) {
+        const int64_t nc = n - jc < NC ? n - jc : NC;
+        const int64_t npan = (nc + nr - 1) / nr;
+        int64_t jp0, jp1;
+        FM_X(split)(npan, tn, tj, &jp0, &jp1);
+        for (int64_t pc = 0; pc < k; pc += KC) {
+            const int64_t kc = k - pc < KC ? k - pc : KC;
+            const int last = pc + kc == k;
+
+            /* Pack this column group's B panels: together with the other
+             * tm - 1 threads of the group, or all of them alone. */
+            int64_t q0 = 0, q1 = jp1 - jp0;
+            if (share_b) FM_X(split)(jp1 - jp0, tm, ti, &q0, &q1);
+            if (q1 > q0) {
+                const int64_t j0 = (jp0 + q0) * nr;
+                const int64_t j1 = (jp0 + q1) * nr < nc ? (jp0 + q1) * nr : nc;
+                FM_X(pack_b)(cfg, j0, j1, nc, kc, b + pc * rsb + jc * csb, rsb, csb,
+                             bgrp + q0 * nr * kc);
+            }
+            if (share_b) {
+#pragma omp barrier
+            }
+
+            args.alpha = pr->alpha;
+            args.beta = pc == 0 ? pr->beta : (FT)1;
+            args.act = last ? pr->act : FM_ACT_NONE;
+            for (int64_t ic = i_lo; ic < i_hi; ic += MC) {
+                const int64_t mc = i_hi - ic < MC ? i_hi - ic : MC;
+                FM_X(pack_a)(cfg, mc, kc, a + ic * rsa + pc * csa, rsa, csa, abuf);
+                for (int64_t jp = jp0; jp < jp1; jp++) {
+                    const int64_t j = jc + jp * nr;
+                    const int64_t nj = n - j < nr ? n - j : nr;
+                    const FT *bp = bgrp + (jp - jp0) * nr * kc;
+                    args.bias = (last && pr->bias) ? pr->bias + j : NULL;
+                    for (int64_t i = 0; i < mc; i += mr) {
+                        const int64_t mi = mc - i < mr ? mc - i : mr;
+                        FM_X(tile)(cfg, kc, abuf + i * kc, bp, pr->c + (ic + i) * rsc + j * csc,
+                                   rsc, csc, mi, nj, &args);
+                    }
+                }
+            }
+            if (share_b) {
+#pragma omp barrier
+            }
+        }
+    }
+}
+
 int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a, int64_t rsa,
                int64_t csa, const FT *b, int64_t rsb, int64_t csb, FT beta, FT *c, int64_t rsc,
                int64_t csc, const FT *bias, int act, FT slope, int nthreads) {
@@ -219,132 +371,41 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
         t = rsc; rsc = csc; csc = t;
     }
 
-    const int mr = cfg->mr, nr = cfg->nr;
-    const int64_t MC = cfg->mc, NC = cfg->nc;
     /* Balanced K blocks: k = 784 with KC = 256 becomes 4 x ~196 rather than
      * 3 x 256 + 16 (a thin last block pays a full pass over C for little
      * work). Depends on k and the table only, so summation order is still
      * independent of the thread count. */
     const int64_t kblocks = (k + cfg->kc - 1) / cfg->kc;
     const int64_t KC = ((k + kblocks - 1) / kblocks + 7) / 8 * 8;
-    const int64_t mp = (m + mr - 1) / mr, np = (n + nr - 1) / nr;
 
-    /* Threads: enough work each, and a tm x tn grid that fits the tiles. */
-    int64_t nt64 = nthreads < 1 ? 1 : nthreads;
-    int64_t by_work = m * n * k / FM_GEMM_MIN_MACS_PER_THREAD;
-    if (by_work < 1) by_work = 1;
-    if (nt64 > by_work) nt64 = by_work;
-    if (nt64 > mp * np) nt64 = mp * np;
-    int nt = (int)nt64, tm = 1, tn = 1;
-    for (; nt > 1; nt--) {
-        /* Per-thread traffic ~ k (m/tm + n/tn): pick the squarest blocks;
-         * on ties prefer splitting M (B is shared, A private). */
-        double best = -1.0;
-        for (int t = 1; t <= nt; t++) {
-            if (nt % t) continue;
-            int u = nt / t;
-            if (t > mp || u > np) continue;
-            double cost = (double)m / t + (double)n / u;
-            if (best < 0 || cost <= best) {
-                best = cost;
-                tm = t;
-                tn = u;
-            }
-        }
-        if (best >= 0) break;
-    }
-    if (nt <= 1) { nt = 1; tm = 1; tn = 1; }
-
-    /* Workspace: one B block plus one A block per thread, 64-byte aligned. */
-    const int64_t kc_max = k < KC ? k : KC;
-    const int64_t nc_max = n < NC ? n : NC;
-    const int64_t m_thr = ((mp + tm - 1) / tm) * mr;
-    const int64_t mc_max = m_thr < MC ? m_thr : MC;
-    /* Each column group of threads gets its own region of the B buffer, so
-     * groups never need to wait for each other (no barrier at all when
-     * tm == 1): a group's panels change from one jc/pc block to the next,
-     * and a shared layout would let one group overwrite panels another
-     * group is still reading. */
-    const int64_t pan_grp = ((nc_max + nr - 1) / nr + tn - 1) / tn;
-    /* Sharing a column group's B panels among its tm threads costs two
-     * barriers per K block; packing them privately costs each thread about
-     * k*n extra element moves, ~0.3 cycle each against m*n*k/(16 nt) cycles
-     * of FMAs, i.e. ~5 nt/m of the run time. Tall problems (m > 160 nt: under
-     * 3%) pack privately and never wait for each other. */
-    const int share_b = tm > 1 && m <= 160 * (int64_t)nt;
-    const int n_bgroups = share_b ? tn : nt;
-    const size_t b_elems = (size_t)(n_bgroups * pan_grp * nr * kc_max);
-    const size_t a_elems = (size_t)(((mc_max + mr - 1) / mr) * mr * kc_max);
-    const size_t b_bytes = (b_elems * sizeof(FT) + 63) / 64 * 64;
-    const size_t a_bytes = (a_elems * sizeof(FT) + 63) / 64 * 64;
+    /* Two plans: for the requested threads, and a one-thread plan to fall
+     * back on if OpenMP hands us a smaller team than asked for (nested
+     * parallel regions, OMP_DYNAMIC, OMP_THREAD_LIMIT). The workspace fits
+     * either. */
+    FM_X(plan) P, P1;
+    FM_X(make_plan)(&P, cfg, m, n, k, KC, nthreads);
+    FM_X(make_plan)(&P1, cfg, m, n, k, KC, 1);
+    const size_t bytes = P.total > P1.total ? P.total : P1.total;
     int owned = 0;
-    char *ws = (char *)fm_workspace_get(b_bytes + (size_t)nt * a_bytes, &owned);
+    char *ws = (char *)fm_workspace_get(bytes, &owned);
     if (!ws) return FM_ERR_NOMEM;
-    FT *bbuf = (FT *)ws;
+    FM_X(prob) pr = {m, n, k, KC, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, bias, act, slope};
 
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
 #ifdef _OPENMP
-        const int tid = omp_get_thread_num();
-#else
-        const int tid = 0;
-#endif
-        const int ti = tid % tm, tj = tid / tm;
-        FT *abuf = (FT *)(ws + b_bytes + (size_t)tid * a_bytes);
-        FT *bgrp = bbuf + (size_t)(share_b ? tj : tid) * pan_grp * nr * kc_max;
-        int64_t ip0, ip1;
-        FM_X(split)(mp, tm, ti, &ip0, &ip1);
-        const int64_t i_lo = ip0 * mr, i_hi = ip1 * mr < m ? ip1 * mr : m;
-        UKR_ARGS args;
-        args.slope = slope;
-
-        for (int64_t jc = 0; jc < n; jc += NC) {
-            const int64_t nc = n - jc < NC ? n - jc : NC;
-            const int64_t npan = (nc + nr - 1) / nr;
-            int64_t jp0, jp1;
-            FM_X(split)(npan, tn, tj, &jp0, &jp1);
-            for (int64_t pc = 0; pc < k; pc += KC) {
-                const int64_t kc = k - pc < KC ? k - pc : KC;
-                const int last = pc + kc == k;
-
-                /* Pack this column group's B panels: together with the other
-                 * tm - 1 threads of the group, or all of them alone. */
-                int64_t q0 = 0, q1 = jp1 - jp0;
-                if (share_b) FM_X(split)(jp1 - jp0, tm, ti, &q0, &q1);
-                if (q1 > q0) {
-                    const int64_t j0 = (jp0 + q0) * nr;
-                    const int64_t j1 = (jp0 + q1) * nr < nc ? (jp0 + q1) * nr : nc;
-                    FM_X(pack_b)(cfg, j0, j1, nc, kc, b + pc * rsb + jc * csb, rsb, csb,
-                                 bgrp + q0 * nr * kc);
-                }
-                if (share_b) {
-#pragma omp barrier
-                }
-
-                args.alpha = alpha;
-                args.beta = pc == 0 ? beta : (FT)1;
-                args.act = last ? act : FM_ACT_NONE;
-                for (int64_t ic = i_lo; ic < i_hi; ic += MC) {
-                    const int64_t mc = i_hi - ic < MC ? i_hi - ic : MC;
-                    FM_X(pack_a)(cfg, mc, kc, a + ic * rsa + pc * csa, rsa, csa, abuf);
-                    for (int64_t jp = jp0; jp < jp1; jp++) {
-                        const int64_t j = jc + jp * nr;
-                        const int64_t nj = n - j < nr ? n - j : nr;
-                        const FT *bp = bgrp + (jp - jp0) * nr * kc;
-                        args.bias = (last && bias) ? bias + j : NULL;
-                        for (int64_t i = 0; i < mc; i += mr) {
-                            const int64_t mi = mc - i < mr ? mc - i : mr;
-                            FM_X(tile)(cfg, kc, abuf + i * kc, bp, c + (ic + i) * rsc + j * csc,
-                                       rsc, csc, mi, nj, &args);
-                        }
-                    }
-                }
-                if (share_b) {
-#pragma omp barrier
-                }
-            }
+    if (P.nt > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(P.nt)
+        {
+            if (omp_get_num_threads() == P.nt)
+                FM_X(run)(cfg, &pr, &P, omp_get_thread_num(), ws);
+            else if (omp_get_thread_num() == 0)
+                FM_X(run)(cfg, &pr, &P1, 0, ws);
         }
+    } else {
+        FM_X(run)(cfg, &pr, &P1, 0, ws);
     }
+#else
+    FM_X(run)(cfg, &pr, &P1, 0, ws);
+#endif
     fm_workspace_release(ws, owned);
     return FM_OK;
 }

@@ -959,3 +959,26 @@ def test_gemm_property(problem):
     res = ops.gemm(a, b, c, alpha=alpha, beta=beta, trans_a=trans_a, trans_b=trans_b)
     assert res is c
     assert_gemm(c, a.T if trans_a else a, b.T if trans_b else b, alpha, beta, c0, dtype)
+
+
+@pytest.mark.parametrize("env", [{"OMP_THREAD_LIMIT": "1"}, {"OMP_DYNAMIC": "true"}])
+def test_smaller_openmp_team_than_requested_is_still_correct(env, tmp_path):
+    # When OpenMP grants fewer threads than the plan asked for (thread limit,
+    # dynamic teams), the engine must fall back instead of leaving parts of C
+    # uncomputed.
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import numpy as np, fastmlp\n"
+        "rng = np.random.default_rng(0)\n"
+        "a = rng.standard_normal((300, 200)); b = rng.standard_normal((200, 250))\n"
+        "with fastmlp.threads(2):\n"
+        "    c = fastmlp.matmul(a, b)\n"
+        "    d = fastmlp.matmul(a.astype(np.float32), b.astype(np.float32))\n"
+        "assert np.allclose(c, a @ b, rtol=1e-12, atol=1e-10), abs(c - a @ b).max()\n"
+        "assert np.allclose(d, a @ b, rtol=1e-4, atol=1e-3), abs(d - a @ b).max()\n"
+        "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
