@@ -57,19 +57,30 @@ const char *fm_arch_name(int arch) {
 }
 
 /* The best usable architecture, unless FASTMLP_KERNEL names another one
- * ("ref" forces the portable kernels, e.g. to rule out a SIMD bug). Computed
- * once; the race on first use is benign (every thread computes the same). */
-int fm_arch_best(void) {
-    static volatile int best = -2;
-    if (best != -2) return best;
+ * ("ref" forces the portable kernels, e.g. to rule out a SIMD bug). */
+static int fm_best_cached = -2;
+
+static int fm_arch_best_compute(void) {
     int choice = fm_arch_usable(FM_ARCH_AVX2) ? FM_ARCH_AVX2 : FM_ARCH_REF;
     const char *env = getenv("FASTMLP_KERNEL");
     if (env && *env) {
         for (int a = 0; a < FM_ARCH_COUNT; a++)
             if (strcmp(env, fm_arch_name(a)) == 0 && fm_arch_usable(a)) choice = a;
     }
-    best = choice;
     return choice;
+}
+
+/* Decided once at load time (single-threaded), read-only afterwards. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((constructor))
+#endif
+static void fm_arch_best_init(void) {
+    fm_best_cached = fm_arch_best_compute();
+}
+
+int fm_arch_best(void) {
+    if (fm_best_cached == -2) fm_best_cached = fm_arch_best_compute();  /* no constructors */
+    return fm_best_cached;
 }
 
 const char *fm_compiler(void) {

@@ -41,8 +41,13 @@ static int64_t fm_env_block(const char *name, int64_t dflt, int64_t unit) {
     return (int64_t)((v + unit - 1) / unit * unit);
 }
 
+/* Runs once when the extension is loaded (before any other thread can call
+ * in), so the tables are read-only afterwards. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((constructor))
+#endif
 static void fm_tables_init(void) {
-    static volatile int done = 0;
+    static int done = 0;
     if (done) return;
     for (int a = 0; a < FM_ARCH_COUNT; a++) {
         fm_sgemm_cfg *s = &fm_s_tables[a];
