@@ -16,6 +16,7 @@ boundaries and never split a reduction by thread), so this is a speed knob only.
 """
 import contextlib
 import operator
+import os
 import threading
 
 from fastmlp._core import _runtime
@@ -38,11 +39,37 @@ def _check_n(n):
     return n
 
 
+# Fork safety. GNU libgomp's thread pool does not survive fork(): a child
+# process that enters a parallel region after its parent ran one hangs. So
+# once fastmlp may have started an OpenMP team (a thread count > 1 was handed
+# to a kernel), a forked child runs every kernel on one thread. Children of
+# spawn/forkserver start methods (and loky, joblib's default) are fresh
+# processes and keep their threads.
+_omp_team_started = False
+_in_forked_child = False
+
+
+def _after_fork_in_child():
+    global _in_forked_child
+    if _omp_team_started:
+        _in_forked_child = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def get_num_threads():
     """Threads fastmlp's kernels use now (>= 1)."""
+    global _omp_team_started
+    if _in_forked_child:
+        return 1
     omp = max(1, _runtime.omp_max_threads())
     req = _requested
-    return omp if req is None else max(1, min(req, omp))
+    n = omp if req is None else max(1, min(req, omp))
+    if n > 1:
+        _omp_team_started = True
+    return n
 
 
 def set_num_threads(n):

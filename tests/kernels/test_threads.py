@@ -246,3 +246,28 @@ def test_set_num_threads_overrides_omp_num_threads(tmp_path):
         "import fastmlp; fastmlp.set_num_threads(2); print(fastmlp.get_num_threads())",
         {"OMP_NUM_THREADS": "1"}, tmp_path)
     assert out == ["2"]
+
+
+def test_fork_child_after_parallel_work_completes(tmp_path):
+    # GNU libgomp hangs in a forked child that enters a parallel region after
+    # the parent ran one; fastmlp must run such children single-threaded.
+    import subprocess
+    import sys
+    code = (
+        "import multiprocessing as mp, numpy as np, fastmlp\n"
+        "a = np.random.default_rng(0).standard_normal((400, 400))\n"
+        "with fastmlp.threads(2):\n"
+        "    fastmlp.matmul(a, a)\n"
+        "def work(_):\n"
+        "    with fastmlp.threads(2):\n"
+        "        return fastmlp.get_num_threads(), float(np.abs(fastmlp.matmul(a, a) - a @ a).max())\n"
+        "if __name__ == '__main__':\n"
+        "    with mp.get_context('fork').Pool(2) as pool:\n"
+        "        res = pool.map(work, range(4))\n"
+        "    assert all(n == 1 and err < 1e-9 for n, err in res), res\n"
+        "    print('ok')\n")
+    script = tmp_path / "fork_check.py"
+    script.write_text(code)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
