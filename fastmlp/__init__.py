@@ -8,13 +8,20 @@ from fastmlp._threads import get_num_threads, set_num_threads, threads
 from fastmlp import ops
 from fastmlp.ops import matmul
 from fastmlp._config import get_config, show_config
+from fastmlp._io import load, save
+from fastmlp.perceptron import Perceptron
+from fastmlp import nn
 
 __all__ = [
+    "Perceptron",
     "__version__",
     "get_config",
     "get_num_threads",
+    "load",
     "matmul",
+    "nn",
     "ops",
+    "save",
     "set_num_threads",
     "show_config",
     "threads",
