@@ -282,10 +282,16 @@ class ReduceLROnPlateau(_Schedule):
                           min_delta=tol, mode='min')     # step(training loss)
         # early_stopping=True: mode='max', step(validation score)
 
-    (scikit-learn also stops training when a reduction is due while the rate
-    is already <= 1e-6; test ``sched.lr <= 1e-6`` in the loop for that. It
-    counts a metric of exactly ``best - tol`` as an improvement, this class
-    does not.)
+    scikit-learn stops training instead when a reduction is due while the
+    rate is already <= 1e-6; to do the same::
+
+        lr_before = sched.lr
+        sched.step(loss)
+        if sched.lr < lr_before <= 1e-6:
+            break                       # and keep training with lr_before
+
+    (scikit-learn counts a metric of exactly ``best - tol`` as an
+    improvement; this class does not.)
 
     factor in (0, 1), patience >= 0, min_delta >= 0, 0 <= min_lr <= lr.
     """
