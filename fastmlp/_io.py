@@ -1,7 +1,7 @@
 """Saving and loading fastmlp objects: ``fastmlp.save(obj, path)``, ``fastmlp.load(path)``.
 
-Design: one uncompressed ``.npz`` file (a zip of ``.npy`` members, written
-with ``np.savez``) holds the object's plain arrays plus one uint8 array
+Design: one uncompressed ``.npz`` file (a zip of ``.npy`` members, the
+layout ``np.savez`` writes; any ``.npz`` reader opens it) holds the object's plain arrays plus one uint8 array
 ``__meta__``: UTF-8 JSON ::
 
     {"format": "fastmlp", "format_version": 1, "fastmlp_version": "0.1.0",
@@ -128,7 +128,7 @@ def _collect_state(obj):
                         f"got {type(arrays).__name__}")
     out = {}
     for key, value in arrays.items():
-        if not isinstance(key, str) or not _NAME_RE.match(key):
+        if not isinstance(key, str) or not _NAME_RE.match(key) or key == _META:
             raise ValueError(f"save: bad array name {key!r} (letters, digits, '_', '.', '-'; "
                              f"must not start with '.' or '-')")
         a = np.asarray(value)
@@ -177,7 +177,7 @@ def save(obj, path):
             continue
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{_META: np.frombuffer(meta, dtype=np.uint8)}, **arrays)
+            _write_npz(f, {_META: np.frombuffer(meta, dtype=np.uint8), **arrays})
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -188,6 +188,16 @@ def save(obj, path):
             pass
         raise
     _fsync_directory(directory)
+
+
+def _write_npz(f, members):
+    """What ``np.savez`` writes (a stored zip of .npy members), without its
+    keyword-argument names (an array may be called "file") and refusing
+    pickle outright."""
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, a in members.items():
+            with zf.open(name + ".npy", mode="w", force_zip64=True) as m:
+                np.lib.format.write_array(m, a, allow_pickle=False)
 
 
 def _fsync_directory(directory):
@@ -227,6 +237,8 @@ def _check_member_sizes(zf):
                     raise _Bad(f"array {info.filename!r} has unsupported .npy version {version}")
             except _Bad:
                 raise
+            except zipfile.BadZipFile as exc:      # e.g. the member's CRC-32 does not match
+                raise _Bad(f"array {info.filename!r} is corrupt ({exc})") from None
             except Exception as exc:
                 raise _Bad(f"array {info.filename!r} has a corrupt header ({exc})") from None
             header_len = f.tell()
