@@ -9,7 +9,6 @@ from fastmlp import ops
 from fastmlp.ops import matmul
 from fastmlp._config import get_config, show_config
 from fastmlp._io import load, save
-from fastmlp.perceptron import Perceptron
 from fastmlp import nn
 
 __all__ = [
@@ -26,3 +25,23 @@ __all__ = [
     "show_config",
     "threads",
 ]
+
+# Estimators built on scikit-learn's base classes are imported on first use
+# (``fastmlp.Perceptron``, ``from fastmlp import Perceptron``), so that
+# ``import fastmlp`` does not pay for importing scikit-learn.
+_LAZY = {"Perceptron": "fastmlp.perceptron"}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fastmlp' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -39,6 +39,7 @@ Protocol for savable classes::
             ...
 """
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -65,6 +66,10 @@ _MAX_META_BYTES = 16 * 1024 * 1024
 
 _REGISTRY = {}      # registered name -> class
 _NAMES = {}         # class -> registered name
+# fastmlp's own savable classes whose modules are imported only when needed
+# (they import scikit-learn): name -> module that registers it. `load` imports
+# a module from this fixed table only, never one named by a file.
+_PROVIDERS = {"Perceptron": "fastmlp.perceptron"}
 
 
 def register(name):
@@ -317,10 +322,10 @@ def load(path):
             raise _Bad("an array is too large to load") from None
         except Exception as exc:       # zipfile, zlib, struct, numpy format errors ...
             raise _Bad(f"corrupt or truncated file ({type(exc).__name__}: {exc})") from None
-        cls = _REGISTRY.get(meta["class"])
+        cls = _lookup(meta["class"])
         if cls is None:
             raise _Bad(f"unknown class {meta['class']!r} (known: "
-                       f"{', '.join(sorted(_REGISTRY)) or 'none'})")
+                       f"{', '.join(sorted(set(_REGISTRY) | set(_PROVIDERS))) or 'none'})")
         try:
             return cls._from_state(meta["params"], arrays)
         except (ValueError, TypeError, KeyError, IndexError) as exc:
@@ -328,6 +333,14 @@ def load(path):
                 from None
     except _Bad as exc:
         raise ValueError(f"fastmlp.load({path!r}): {exc}") from None
+
+
+def _lookup(name):
+    cls = _REGISTRY.get(name)
+    if cls is None and name in _PROVIDERS:
+        importlib.import_module(_PROVIDERS[name])
+        cls = _REGISTRY.get(name)
+    return cls
 
 
 def _read(path):

@@ -484,3 +484,23 @@ def test_interrupted_write_removes_temp_file(tmp_path, monkeypatch):
 def test_save_into_missing_directory(tmp_path):
     with pytest.raises(FileNotFoundError):
         fastmlp.save(Perceptron(), tmp_path / "no" / "such" / "m.npz")
+
+
+def test_load_in_a_fresh_process_imports_the_class_on_demand(fitted, tmp_path):
+    # `import fastmlp` does not import scikit-learn; load() imports the module
+    # of a fastmlp class (from a fixed table) when a file needs it.
+    import subprocess
+    import sys
+    p, X = fitted
+    fastmlp.save(p, tmp_path / "m.npz")
+    np.save(tmp_path / "X.npy", X)
+    code = (
+        "import sys, numpy as np, fastmlp\n"
+        "assert 'sklearn' not in sys.modules and 'fastmlp.perceptron' not in sys.modules\n"
+        "q = fastmlp.load('m.npz')\n"
+        "print(type(q).__name__, ''.join(q.predict(np.load('X.npy'))[:5]))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["Perceptron", "".join(p.predict(X)[:5])]
