@@ -165,7 +165,8 @@ def save(obj, path):
     Writes a single ``.npz`` file exactly at `path` (no suffix is added),
     atomically: the target is replaced only once the new file is complete;
     if anything fails, no temporary file is left behind and an existing file
-    at `path` is untouched. Read it back with `load`.
+    at `path` is untouched (a symbolic link at `path` is replaced by the new
+    file, not followed). Read it back with `load`.
     """
     path = os.fspath(path)
     meta, arrays = _collect_state(obj)      # before touching the file system

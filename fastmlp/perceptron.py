@@ -196,7 +196,11 @@ class Perceptron(ClassifierMixin, BaseEstimator):
 
     # ---- fastmlp.save / fastmlp.load -------------------------------------
     def _get_state(self):
-        params = {"hyperparameters": self.get_params(deep=False), "fitted": None}
+        self._check_params()
+        hyper = {"max_iter": int(self.max_iter), "shuffle": bool(self.shuffle),
+                 "random_state": None if self.random_state is None else int(self.random_state),
+                 "eta0": float(self.eta0), "fit_intercept": bool(self.fit_intercept)}
+        params = {"hyperparameters": hyper, "fitted": None}
         arrays = {}
         if hasattr(self, "coef_"):
             classes = self.classes_

@@ -113,6 +113,22 @@ def test_unfitted_round_trip(tmp_path):
     assert meta["arrays"] == [] and arrays == {} and meta["params"]["fitted"] is None
 
 
+def test_numpy_typed_hyperparameters_are_saved_as_plain_json(tmp_path):
+    p = Perceptron(max_iter=np.int64(9), shuffle=np.bool_(False), random_state=np.int32(4),
+                   eta0=np.float32(0.5), fit_intercept=np.bool_(True))
+    fastmlp.save(p, tmp_path / "p.npz")
+    q = fastmlp.load(tmp_path / "p.npz")
+    assert q.get_params() == {"max_iter": 9, "shuffle": False, "random_state": 4,
+                              "eta0": 0.5, "fit_intercept": True}
+    assert type(q.max_iter) is int and type(q.eta0) is float
+
+
+def test_invalid_hyperparameters_are_not_saved(tmp_path):
+    with pytest.raises(ValueError, match="max_iter must be >= 1"):
+        fastmlp.save(Perceptron(max_iter=0), tmp_path / "p.npz")
+    assert os.listdir(tmp_path) == []
+
+
 def test_overwrite_and_name_without_suffix(fitted, tmp_path):
     p, X = fitted
     path = tmp_path / "model"                     # saved exactly here: no ".npz" appended
