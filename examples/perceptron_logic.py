@@ -48,11 +48,12 @@ def main():
         print()
     print("\n".join(summary))
     print()
-    print(textwrap.fill("NOT, AND and OR are linearly separable: one straight line w.x + b = 0 puts "
-          "the 1s on one side and the 0s on the other, and the perceptron finds it. "
-          "XOR is not linearly separable (its 1s, (0,1) and (1,0), sit on opposite "
-          "corners), so no single perceptron can represent it; it takes a hidden layer: "
-          "XOR(a, b) = AND(OR(a, b), NOT(AND(a, b))), a multilayer perceptron.", width=88))
+    print(textwrap.fill(
+        "NOT, AND and OR are linearly separable: one straight line w.x + b = 0 puts "
+        "the 1s on one side and the 0s on the other, and the perceptron finds it. "
+        "XOR is not linearly separable (its 1s, (0,1) and (1,0), sit on opposite "
+        "corners), so no single perceptron can represent it; it takes a hidden layer: "
+        "XOR(a, b) = AND(OR(a, b), NOT(AND(a, b))), a multilayer perceptron.", width=88))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Saving and loading fastmlp objects: ``fastmlp.save(obj, path)``, ``fastmlp.load(path)``.
 
 Design: one uncompressed ``.npz`` file (a zip of ``.npy`` members, the
-layout ``np.savez`` writes; any ``.npz`` reader opens it) holds the object's plain arrays plus one uint8 array
-``__meta__``: UTF-8 JSON ::
+layout ``np.savez`` writes; any ``.npz`` reader opens it) holds the object's
+plain arrays plus one uint8 array ``__meta__``: UTF-8 JSON ::
 
     {"format": "fastmlp", "format_version": 1, "fastmlp_version": "0.1.0",
      "class": "Perceptron", "params": {...}, "arrays": ["coef_", ...],
