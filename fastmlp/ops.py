@@ -339,7 +339,7 @@ def optimizer_step(method, params, grads, state=(), *, lr=None, momentum=None, r
 
     Per element, the gradient used is first clipped and regularised:
 
-        g' = scale * g + weight_decay * p + l1 * sign(p)     (sign(0) = 0)
+        g' = scale * g + weight_decay * p + l1 * sign(p)     (sign(0) = sign(NaN) = 0)
 
     * clipping (PyTorch's clip_grad_norm_ rule): with N the global L2 norm of
       `grads`, scale = clip_norm / (N + 1e-6) if N + 1e-6 > clip_norm, else 1.
@@ -382,7 +382,10 @@ def optimizer_step(method, params, grads, state=(), *, lr=None, momentum=None, r
     (1 - beta1, lr / (1 - beta1^t), ...) computed in float64 and rounded once.
     Results are bitwise identical for any number of threads and for the
     portable and AVX2 kernels. NaN/inf in `grads` propagate into the params
-    and state of their own elements only (``max`` lets NaN through).
+    and state of their own elements only (``max`` lets NaN through). The
+    second-moment states hold g'^2, so in float32 a gradient above ~1.8e19
+    overflows them to inf, after which that element's Adam/RMSprop/Adagrad
+    steps are 0 (m / inf).
     """
     func = "optimizer_step"
     method = _optimizer_method(method, func)
