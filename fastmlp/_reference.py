@@ -46,3 +46,171 @@ def linear(x, w, b=None, activation=None, out=None, *, alpha=0.01):
     if b is not None:
         z = z + np.asarray(b, np.float64)
     return _act(z, activation, alpha)
+
+
+# ---------------------------------------------------------------- optimizers
+# Float64 references of ops.optimizer_step and friends. They update float64
+# `params` and `state` arrays in place and return what the op returns. The
+# formulas are written as in the papers (m_hat, v_hat, ...), not in the
+# kernels' arithmetic.
+
+_OPT_STATE = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "adadelta": 2,
+              "rmsprop": 1, "adam": 2, "amsgrad": 3, "adamw": 2, "adamax": 2}
+_ADAM = {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
+_OPT_DEFAULTS = {
+    "sgd": {"lr": 0.01, "weight_decay": 0.0},
+    "momentum": {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0},
+    "nesterov": {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0},
+    "adagrad": {"lr": 0.01, "eps": 1e-10, "weight_decay": 0.0},
+    "adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0},
+    "rmsprop": {"lr": 0.001, "rho": 0.9, "eps": 1e-8, "weight_decay": 0.0},
+    "adam": dict(_ADAM),
+    "amsgrad": dict(_ADAM),
+    "adamw": dict(_ADAM, weight_decay=0.01),
+    "adamax": dict(_ADAM, lr=0.002),
+}
+
+
+def optimizer_state(method, params):
+    return tuple(np.zeros(np.shape(params)[0]) for _ in range(_OPT_STATE[method]))
+
+
+def grad_norm(x):
+    """sqrt(sum(x^2)) without overflow: max|x| * ||x / max|x|||."""
+    x = np.asarray(x, np.float64)
+    s = float(np.max(np.abs(x))) if x.size else 0.0
+    if s == 0.0 or not np.isfinite(s):
+        return s
+    return s * float(np.sqrt(np.sum((x / s) ** 2)))
+
+
+def optimizer_step(method, params, grads, state=(), *, lr=None, momentum=None, rho=None,
+                   beta1=None, beta2=None, eps=None, weight_decay=None, l1=0.0,
+                   clip_norm=None, step=None):
+    hp = dict(_OPT_DEFAULTS[method])
+    for name, value in (("lr", lr), ("momentum", momentum), ("rho", rho), ("beta1", beta1),
+                        ("beta2", beta2), ("eps", eps), ("weight_decay", weight_decay)):
+        if value is not None:
+            hp[name] = value
+    p = params
+    assert p.dtype == np.float64 and all(s.dtype == np.float64 for s in state)
+    g = np.array(grads, dtype=np.float64)
+    norm = None
+    if clip_norm is not None:
+        norm = grad_norm(g)
+        if np.isfinite(norm) and norm + 1e-6 > clip_norm:
+            g = g * (clip_norm / (norm + 1e-6))
+    wd = hp["weight_decay"]
+    if method != "adamw":
+        g = g + wd * p
+    g = g + l1 * np.sign(p)
+    lr = hp["lr"]
+    if method == "sgd":
+        p -= lr * g
+    elif method in ("momentum", "nesterov"):
+        (v,) = state
+        mu = hp["momentum"]
+        v[...] = mu * v - lr * g
+        p += v if method == "momentum" else mu * v - lr * g
+    elif method == "adagrad":
+        (acc,) = state
+        acc += g ** 2
+        p -= lr * g / (np.sqrt(acc) + hp["eps"])
+    elif method == "adadelta":
+        e_g2, e_dx2 = state
+        rho, eps = hp["rho"], hp["eps"]
+        e_g2[...] = rho * e_g2 + (1 - rho) * g ** 2
+        dx = -np.sqrt(e_dx2 + eps) / np.sqrt(e_g2 + eps) * g
+        e_dx2[...] = rho * e_dx2 + (1 - rho) * dx ** 2
+        p += lr * dx
+    elif method == "rmsprop":
+        (e_g2,) = state
+        rho = hp["rho"]
+        e_g2[...] = rho * e_g2 + (1 - rho) * g ** 2
+        p -= lr * g / (np.sqrt(e_g2) + hp["eps"])
+    elif method in ("adam", "amsgrad", "adamw"):
+        m, v = state[0], state[1]
+        b1, b2, t = hp["beta1"], hp["beta2"], step
+        m[...] = b1 * m + (1 - b1) * g
+        v[...] = b2 * v + (1 - b2) * g ** 2
+        vv = v
+        if method == "amsgrad":
+            state[2][...] = np.maximum(state[2], v)
+            vv = state[2]
+        if method == "adamw":
+            p -= lr * wd * p
+        m_hat = m / (1 - b1 ** t)
+        v_hat = vv / (1 - b2 ** t)
+        p -= lr * m_hat / (np.sqrt(v_hat) + hp["eps"])
+    elif method == "adamax":
+        m, u = state
+        b1, b2, t = hp["beta1"], hp["beta2"], step
+        m[...] = b1 * m + (1 - b1) * g
+        u[...] = np.maximum(b2 * u, np.abs(g))
+        p -= (lr / (1 - b1 ** t)) * m / (u + hp["eps"])
+    else:
+        raise ValueError(method)
+    return norm
+
+
+def sgd_step(params, grads, *, lr=0.01, weight_decay=0.0, l1=0.0, clip_norm=None):
+    return optimizer_step("sgd", params, grads, (), lr=lr, weight_decay=weight_decay, l1=l1,
+                          clip_norm=clip_norm)
+
+
+def momentum_step(params, grads, velocity, *, lr=0.01, momentum=0.9, weight_decay=0.0, l1=0.0,
+                  clip_norm=None):
+    return optimizer_step("momentum", params, grads, (velocity,), lr=lr, momentum=momentum,
+                          weight_decay=weight_decay, l1=l1, clip_norm=clip_norm)
+
+
+def nesterov_step(params, grads, velocity, *, lr=0.01, momentum=0.9, weight_decay=0.0, l1=0.0,
+                  clip_norm=None):
+    return optimizer_step("nesterov", params, grads, (velocity,), lr=lr, momentum=momentum,
+                          weight_decay=weight_decay, l1=l1, clip_norm=clip_norm)
+
+
+def adagrad_step(params, grads, sum_sq, *, lr=0.01, eps=1e-10, weight_decay=0.0, l1=0.0,
+                 clip_norm=None):
+    return optimizer_step("adagrad", params, grads, (sum_sq,), lr=lr, eps=eps,
+                          weight_decay=weight_decay, l1=l1, clip_norm=clip_norm)
+
+
+def adadelta_step(params, grads, sq_avg, delta_sq_avg, *, lr=1.0, rho=0.9, eps=1e-6,
+                  weight_decay=0.0, l1=0.0, clip_norm=None):
+    return optimizer_step("adadelta", params, grads, (sq_avg, delta_sq_avg), lr=lr, rho=rho,
+                          eps=eps, weight_decay=weight_decay, l1=l1, clip_norm=clip_norm)
+
+
+def rmsprop_step(params, grads, sq_avg, *, lr=0.001, rho=0.9, eps=1e-8, weight_decay=0.0,
+                 l1=0.0, clip_norm=None):
+    return optimizer_step("rmsprop", params, grads, (sq_avg,), lr=lr, rho=rho, eps=eps,
+                          weight_decay=weight_decay, l1=l1, clip_norm=clip_norm)
+
+
+def adam_step(params, grads, m, v, *, step, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, l1=0.0, clip_norm=None):
+    return optimizer_step("adam", params, grads, (m, v), lr=lr, beta1=beta1, beta2=beta2,
+                          eps=eps, weight_decay=weight_decay, l1=l1, clip_norm=clip_norm,
+                          step=step)
+
+
+def amsgrad_step(params, grads, m, v, v_max, *, step, lr=0.001, beta1=0.9, beta2=0.999,
+                 eps=1e-8, weight_decay=0.0, l1=0.0, clip_norm=None):
+    return optimizer_step("amsgrad", params, grads, (m, v, v_max), lr=lr, beta1=beta1,
+                          beta2=beta2, eps=eps, weight_decay=weight_decay, l1=l1,
+                          clip_norm=clip_norm, step=step)
+
+
+def adamw_step(params, grads, m, v, *, step, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
+               weight_decay=0.01, l1=0.0, clip_norm=None):
+    return optimizer_step("adamw", params, grads, (m, v), lr=lr, beta1=beta1, beta2=beta2,
+                          eps=eps, weight_decay=weight_decay, l1=l1, clip_norm=clip_norm,
+                          step=step)
+
+
+def adamax_step(params, grads, m, u, *, step, lr=0.002, beta1=0.9, beta2=0.999, eps=1e-8,
+                weight_decay=0.0, l1=0.0, clip_norm=None):
+    return optimizer_step("adamax", params, grads, (m, u), lr=lr, beta1=beta1, beta2=beta2,
+                          eps=eps, weight_decay=weight_decay, l1=l1, clip_norm=clip_norm,
+                          step=step)

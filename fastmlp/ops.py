@@ -187,3 +187,352 @@ def linear(x, w, b=None, activation=None, out=None, *, alpha=0.01):
         _check_out(out, shape, dtype, "linear")
         inputs = (x, w, b)
     return _run_gemm(x, w, out, 1.0, 0.0, b, act, alpha, inputs)
+
+
+# ---------------------------------------------------------------- optimizers
+#
+# Fused in-place optimizer steps over FLAT buffers (src_c/nn/optim.c): a
+# model keeps all its parameters in one contiguous 1-D buffer, its gradients
+# in another and each optimizer state in one more, so a step is one kernel
+# call that reads every element once and writes params and state once.
+
+import math as _math
+import operator as _operator
+import types as _types
+
+from fastmlp._core import _optim
+
+__all__ += [
+    "OPTIMIZERS", "OPTIMIZER_STATE", "OPTIMIZER_DEFAULTS", "optimizer_state",
+    "optimizer_step", "grad_norm", "sgd_step", "momentum_step", "nesterov_step",
+    "adagrad_step", "adadelta_step", "rmsprop_step", "adam_step", "amsgrad_step",
+    "adamw_step", "adamax_step",
+]
+
+#: Methods of `optimizer_step`.
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop",
+              "adam", "amsgrad", "adamw", "adamax")
+
+#: The state buffers each method takes, in order (all start at zero).
+OPTIMIZER_STATE = _types.MappingProxyType({
+    "sgd": (),
+    "momentum": ("velocity",),
+    "nesterov": ("velocity",),
+    "adagrad": ("sum_sq",),
+    "adadelta": ("sq_avg", "delta_sq_avg"),
+    "rmsprop": ("sq_avg",),
+    "adam": ("m", "v"),
+    "amsgrad": ("m", "v", "v_max"),
+    "adamw": ("m", "v"),
+    "adamax": ("m", "u"),
+})
+
+_ADAM_DEFAULTS = {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
+
+#: The hyperparameters each method takes, with their defaults. Passing one
+#: a method does not take is an error. `l1` and `clip_norm` (default off)
+#: apply to every method; `step` is required by the Adam family.
+OPTIMIZER_DEFAULTS = _types.MappingProxyType({
+    "sgd": _types.MappingProxyType({"lr": 0.01, "weight_decay": 0.0}),
+    "momentum": _types.MappingProxyType({"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}),
+    "nesterov": _types.MappingProxyType({"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}),
+    "adagrad": _types.MappingProxyType({"lr": 0.01, "eps": 1e-10, "weight_decay": 0.0}),
+    "adadelta": _types.MappingProxyType({"lr": 1.0, "rho": 0.9, "eps": 1e-6,
+                                         "weight_decay": 0.0}),
+    "rmsprop": _types.MappingProxyType({"lr": 0.001, "rho": 0.9, "eps": 1e-8,
+                                        "weight_decay": 0.0}),
+    "adam": _types.MappingProxyType(dict(_ADAM_DEFAULTS)),
+    "amsgrad": _types.MappingProxyType(dict(_ADAM_DEFAULTS)),
+    "adamw": _types.MappingProxyType(dict(_ADAM_DEFAULTS, weight_decay=0.01)),
+    "adamax": _types.MappingProxyType(dict(_ADAM_DEFAULTS, lr=0.002)),
+})
+
+_ADAM_FAMILY = ("adam", "amsgrad", "adamw", "adamax")
+
+
+def _optimizer_method(method, func):
+    if not isinstance(method, str) or method not in OPTIMIZER_STATE:
+        raise ValueError(f"{func}: unknown optimizer {method!r}; expected one of "
+                         f"{', '.join(OPTIMIZERS)}")
+    return method
+
+
+def _inplace_buffer(x, name, func, dtype=None, n=None):
+    """A caller's flat buffer that is updated in place: a 1-D C-contiguous,
+    aligned, writeable float32/float64 ndarray (no copy can stand in for it),
+    of `dtype` and length `n` when given."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{func}: {name} must be a numpy.ndarray (it is updated in place), "
+                        f"got {type(x).__name__}")
+    if x.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{func}: {name} has dtype {x.dtype}; fastmlp optimizers take float32 "
+                        f"or float64 buffers")
+    if x.ndim != 1:
+        raise ValueError(f"{func}: {name} must be a 1-D (flat) buffer, got {x.ndim}-D array of "
+                         f"shape {x.shape}")
+    if dtype is not None and x.dtype != dtype:
+        raise ValueError(f"{func}: {name} has dtype {x.dtype}, expected {dtype} (the dtype of "
+                         f"params)")
+    if n is not None and x.shape[0] != n:
+        raise ValueError(f"{func}: {name} has length {x.shape[0]}, expected {n} (the length of "
+                         f"params)")
+    if not x.flags.c_contiguous or not x.flags.aligned:
+        raise ValueError(f"{func}: {name} must be C-contiguous and aligned (it is updated in "
+                         f"place, so a strided view cannot be copied instead)")
+    if not x.flags.writeable:
+        raise ValueError(f"{func}: {name} is read-only (it is updated in place)")
+    return x
+
+
+def _finite(value, name, func, *, low, low_open, high=None):
+    """A finite real in [low, high) (or (low, ...) when low_open)."""
+    value = _real(value, name, func)
+    ok = _math.isfinite(value) and (value > low if low_open else value >= low)
+    if high is not None:
+        ok = ok and value < high
+    if not ok:
+        rng = f"{'(' if low_open else '['}{low:g}, {'inf)' if high is None else f'{high:g})'}"
+        raise ValueError(f"{func}: {name} must be a finite number in {rng}, got {value!r}")
+    return value
+
+
+def optimizer_state(method, params):
+    """Zero-initialised state buffers for `method`, shaped and typed like the
+    flat `params` buffer, in the order `optimizer_step` takes them (see
+    OPTIMIZER_STATE for their names)."""
+    method = _optimizer_method(method, "optimizer_state")
+    params = _as_float_array(params, "params", 1, "optimizer_state")
+    return tuple(np.zeros(params.shape[0], params.dtype) for _ in OPTIMIZER_STATE[method])
+
+
+def grad_norm(x):
+    """Global L2 norm ``sqrt(sum(x**2))`` of a 1-D float32/float64 array.
+
+    Accumulated in float64 with a fixed blocking (per-chunk partial sums
+    added in chunk order), so the value is bitwise the same for any number
+    of threads; float64 sums that overflow are recomputed scaled by
+    1/max|x|. This is the norm ``optimizer_step`` clips with.
+    """
+    x = _as_float_array(x, "x", 1, "grad_norm")
+    return _optim.grad_norm(np.ascontiguousarray(x), get_num_threads())
+
+
+def optimizer_step(method, params, grads, state=(), *, lr=None, momentum=None, rho=None,
+                   beta1=None, beta2=None, eps=None, weight_decay=None, l1=0.0,
+                   clip_norm=None, step=None):
+    r"""One optimizer step on flat buffers, fused into one pass, in place.
+
+    params : 1-D C-contiguous writeable float32/float64 ndarray, updated in place.
+    grads : 1-D array of the same length and dtype (any strides; never
+        written; copied first if it overlaps params or the state).
+    state : sequence of the method's state buffers (``OPTIMIZER_STATE[method]``,
+        each like params, zero before the first step, updated in place, not
+        overlapping params or each other; ``optimizer_state`` makes them). A
+        2-D (k, n) C-ordered array works as k buffers; a single 1-D array as one.
+    step : the step count t = 1, 2, ... (required by adam, amsgrad, adamw and
+        adamax for the bias corrections; others ignore it).
+    Hyperparameters left as None take ``OPTIMIZER_DEFAULTS[method]``; passing
+    one the method does not take raises ValueError.
+
+    Returns the global L2 norm of `grads` before clipping if `clip_norm` is
+    given (see ``grad_norm``), else None.
+
+    Per element, the gradient used is first clipped and regularised:
+
+        g' = scale * g + weight_decay * p + l1 * sign(p)     (sign(0) = sign(NaN) = 0)
+
+    * clipping (PyTorch's clip_grad_norm_ rule): with N the global L2 norm of
+      `grads`, scale = clip_norm / (N + 1e-6) if N + 1e-6 > clip_norm, else 1.
+      N is a deterministic float64 reduction. If N is inf/NaN nothing is
+      scaled (the non-finite gradients propagate, see below).
+    * weight_decay * p is the gradient of the L2 penalty
+      (weight_decay / 2) * ||p||^2 -- the form of scikit-learn's MLP `alpha`;
+      for adamw it is replaced by decoupled decay (below). Regularisers are
+      added after clipping (PyTorch's order) and are not clipped.
+    * l1 * sign(p) is a subgradient of l1 * ||p||_1.
+
+    Then, with lr the learning rate, mu = momentum and t = step:
+
+    * sgd:      p -= lr g'
+    * momentum: v = mu v - lr g';  p += v    (scikit-learn's form; for a constant
+      lr this equals PyTorch's v = mu v + g', p -= lr v)
+    * nesterov: v = mu v - lr g';  p += mu v - lr g'   (scikit-learn's NAG)
+    * adagrad:  G += g'^2;  p -= lr g' / (sqrt(G) + eps)
+    * adadelta (Zeiler 2012, lr = 1 in the paper):
+      E = rho E + (1 - rho) g'^2;  dx = sqrt(D + eps) / sqrt(E + eps) * g';
+      D = rho D + (1 - rho) dx^2;  p -= lr dx
+    * rmsprop:  E = rho E + (1 - rho) g'^2;  p -= lr g' / (sqrt(E) + eps)
+    * adam (Kingma & Ba 2015, Algorithm 1):
+      m = beta1 m + (1 - beta1) g';  v = beta2 v + (1 - beta2) g'^2;
+      m_hat = m / (1 - beta1^t);  v_hat = v / (1 - beta2^t);
+      p -= lr m_hat / (sqrt(v_hat) + eps)
+      computed as p -= (lr / (1 - beta1^t)) m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+      like PyTorch. scikit-learn's AdamOptimizer adds eps to sqrt(v) instead
+      (the paper's "eps-hat" variant); m and v are identical, and the steps
+      agree up to that eps term.
+    * amsgrad:  adam with v_max = max(v_max, v) and sqrt(v_max) in the denominator.
+    * adamw (Loshchilov & Hutter 2019, PyTorch's AdamW): g' has no
+      weight_decay term; p *= 1 - lr weight_decay, then the adam update.
+    * adamax (Kingma & Ba 2015, sec. 7.1): m = beta1 m + (1 - beta1) g';
+      u = max(beta2 u, |g'|);  p -= (lr / (1 - beta1^t)) m / (u + eps).
+      The paper has no eps; u = 0 where all gradients so far were 0, and the
+      eps avoids 0/0 there (u itself is stored without eps).
+
+    float32 buffers are updated in float32 arithmetic with every coefficient
+    (1 - beta1, lr / (1 - beta1^t), ...) computed in float64 and rounded once.
+    Results are bitwise identical for any number of threads and for the
+    portable and AVX2 kernels. NaN/inf in `grads` propagate into the params
+    and state of their own elements only (``max`` lets NaN through). The
+    second-moment states hold g'^2, so in float32 a gradient above ~1.8e19
+    overflows them to inf, after which that element's Adam/RMSprop/Adagrad
+    steps are 0 (m / inf).
+    """
+    func = "optimizer_step"
+    method = _optimizer_method(method, func)
+    defaults = OPTIMIZER_DEFAULTS[method]
+    given = {"lr": lr, "momentum": momentum, "rho": rho, "beta1": beta1, "beta2": beta2,
+             "eps": eps, "weight_decay": weight_decay}
+    hp = {}
+    for name, value in given.items():
+        if name in defaults:
+            hp[name] = defaults[name] if value is None else value
+        elif value is not None:
+            raise ValueError(f"{func}: {method} takes no {name} (its hyperparameters: "
+                             f"{', '.join(defaults)}, l1, clip_norm"
+                             f"{', step' if method in _ADAM_FAMILY else ''})")
+    kw = {"lr": _finite(hp["lr"], "lr", func, low=0.0, low_open=True)}
+    for name in ("momentum", "rho", "beta1", "beta2"):
+        if name in hp:
+            kw[name] = _finite(hp[name], name, func, low=0.0, low_open=False, high=1.0)
+    if "eps" in hp:
+        kw["eps"] = _finite(hp["eps"], "eps", func, low=0.0, low_open=True)
+    kw["weight_decay"] = _finite(hp["weight_decay"], "weight_decay", func, low=0.0,
+                                 low_open=False)
+    kw["l1"] = _finite(l1, "l1", func, low=0.0, low_open=False)
+    if clip_norm is not None:
+        kw["clip_norm"] = _finite(clip_norm, "clip_norm", func, low=0.0, low_open=True)
+    if step is not None:
+        if isinstance(step, (bool, np.bool_)):
+            raise TypeError(f"{func}: step must be an int, got bool")
+        try:
+            step = _operator.index(step)
+        except TypeError:
+            raise TypeError(f"{func}: step must be an int, got {type(step).__name__}") from None
+        if step < 1:
+            raise ValueError(f"{func}: step must be >= 1 (the first step is 1), got {step}")
+    if method in _ADAM_FAMILY:
+        if step is None:
+            raise ValueError(f"{func}: {method} needs step=t, the step count (1 for the first "
+                             f"step), for its bias corrections")
+        if step >= 2 ** 63:
+            raise ValueError(f"{func}: step {step} does not fit in 64 bits")
+        kw["step"] = step
+
+    params = _inplace_buffer(params, "params", func)
+    n, dtype = params.shape[0], params.dtype
+    if isinstance(state, np.ndarray) and state.ndim == 1:
+        state = (state,)
+    try:
+        state = tuple(state)
+    except TypeError:
+        raise TypeError(f"{func}: state must be a sequence of arrays, got "
+                        f"{type(state).__name__}") from None
+    names = OPTIMIZER_STATE[method]
+    if len(state) != len(names):
+        raise ValueError(f"{func}: {method} takes {len(names)} state buffer(s) "
+                         f"({', '.join(names) or 'none'}), got {len(state)}")
+    for i, (s, name) in enumerate(zip(state, names)):
+        _inplace_buffer(s, f"state[{i}] ({name})", func, dtype, n)
+    written = (params,) + state
+    for i in range(len(written)):
+        for j in range(i):
+            if np.may_share_memory(written[i], written[j]):
+                what = ["params"] + [f"state[{k}]" for k in range(len(state))]
+                raise ValueError(f"{func}: {what[i]} overlaps {what[j]} in memory; every "
+                                 f"buffer updated in place must be distinct")
+
+    grads = _as_float_array(grads, "grads", 1, func)
+    if grads.dtype != dtype:
+        raise ValueError(f"{func}: grads has dtype {grads.dtype}, expected {dtype} (the dtype "
+                         f"of params; convert with grads.astype(np.{dtype}))")
+    if grads.shape[0] != n:
+        raise ValueError(f"{func}: grads has length {grads.shape[0]}, expected {n} (the length "
+                         f"of params)")
+    if not grads.flags.c_contiguous or any(np.may_share_memory(grads, w) for w in written):
+        grads = np.array(grads, order="C", copy=True)
+
+    return _optim.step(_optim.METHODS[method], params, grads, *state,
+                       n_threads=get_num_threads(), **kw)
+
+
+def sgd_step(params, grads, *, lr=0.01, weight_decay=0.0, l1=0.0, clip_norm=None):
+    """Plain SGD, ``p -= lr * g'``; see `optimizer_step` (method "sgd")."""
+    return optimizer_step("sgd", params, grads, (), lr=lr, weight_decay=weight_decay, l1=l1,
+                          clip_norm=clip_norm)
+
+
+def momentum_step(params, grads, velocity, *, lr=0.01, momentum=0.9, weight_decay=0.0, l1=0.0,
+                  clip_norm=None):
+    """Classical momentum, ``v = mu v - lr g'; p += v``; see `optimizer_step`."""
+    return optimizer_step("momentum", params, grads, (velocity,), lr=lr, momentum=momentum,
+                          weight_decay=weight_decay, l1=l1, clip_norm=clip_norm)
+
+
+def nesterov_step(params, grads, velocity, *, lr=0.01, momentum=0.9, weight_decay=0.0, l1=0.0,
+                  clip_norm=None):
+    """Nesterov momentum, ``v = mu v - lr g'; p += mu v - lr g'``; see `optimizer_step`."""
+    return optimizer_step("nesterov", params, grads, (velocity,), lr=lr, momentum=momentum,
+                          weight_decay=weight_decay, l1=l1, clip_norm=clip_norm)
+
+
+def adagrad_step(params, grads, sum_sq, *, lr=0.01, eps=1e-10, weight_decay=0.0, l1=0.0,
+                 clip_norm=None):
+    """Adagrad, ``G += g'^2; p -= lr g' / (sqrt(G) + eps)``; see `optimizer_step`."""
+    return optimizer_step("adagrad", params, grads, (sum_sq,), lr=lr, eps=eps,
+                          weight_decay=weight_decay, l1=l1, clip_norm=clip_norm)
+
+
+def adadelta_step(params, grads, sq_avg, delta_sq_avg, *, lr=1.0, rho=0.9, eps=1e-6,
+                  weight_decay=0.0, l1=0.0, clip_norm=None):
+    """Adadelta (Zeiler 2012); see `optimizer_step`."""
+    return optimizer_step("adadelta", params, grads, (sq_avg, delta_sq_avg), lr=lr, rho=rho,
+                          eps=eps, weight_decay=weight_decay, l1=l1, clip_norm=clip_norm)
+
+
+def rmsprop_step(params, grads, sq_avg, *, lr=0.001, rho=0.9, eps=1e-8, weight_decay=0.0,
+                 l1=0.0, clip_norm=None):
+    """RMSprop, ``E = rho E + (1-rho) g'^2; p -= lr g' / (sqrt(E) + eps)``; see `optimizer_step`."""
+    return optimizer_step("rmsprop", params, grads, (sq_avg,), lr=lr, rho=rho, eps=eps,
+                          weight_decay=weight_decay, l1=l1, clip_norm=clip_norm)
+
+
+def adam_step(params, grads, m, v, *, step, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, l1=0.0, clip_norm=None):
+    """Adam with bias correction (t = `step` >= 1); see `optimizer_step`."""
+    return optimizer_step("adam", params, grads, (m, v), lr=lr, beta1=beta1, beta2=beta2,
+                          eps=eps, weight_decay=weight_decay, l1=l1, clip_norm=clip_norm,
+                          step=step)
+
+
+def amsgrad_step(params, grads, m, v, v_max, *, step, lr=0.001, beta1=0.9, beta2=0.999,
+                 eps=1e-8, weight_decay=0.0, l1=0.0, clip_norm=None):
+    """AMSGrad (Adam with the running max of v); see `optimizer_step`."""
+    return optimizer_step("amsgrad", params, grads, (m, v, v_max), lr=lr, beta1=beta1,
+                          beta2=beta2, eps=eps, weight_decay=weight_decay, l1=l1,
+                          clip_norm=clip_norm, step=step)
+
+
+def adamw_step(params, grads, m, v, *, step, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
+               weight_decay=0.01, l1=0.0, clip_norm=None):
+    """AdamW (decoupled weight decay, ``p *= 1 - lr wd`` then Adam); see `optimizer_step`."""
+    return optimizer_step("adamw", params, grads, (m, v), lr=lr, beta1=beta1, beta2=beta2,
+                          eps=eps, weight_decay=weight_decay, l1=l1, clip_norm=clip_norm,
+                          step=step)
+
+
+def adamax_step(params, grads, m, u, *, step, lr=0.002, beta1=0.9, beta2=0.999, eps=1e-8,
+                weight_decay=0.0, l1=0.0, clip_norm=None):
+    """AdaMax (Adam with the infinity norm); see `optimizer_step`."""
+    return optimizer_step("adamax", params, grads, (m, u), lr=lr, beta1=beta1, beta2=beta2,
+                          eps=eps, weight_decay=weight_decay, l1=l1, clip_norm=clip_norm,
+                          step=step)
