@@ -92,7 +92,7 @@ def activation_derivative(name, z, alpha=0.01):
         d = _sigmoid(z) * _sigmoid(-z)
     elif name == "tanh":
         with np.errstate(over="ignore"):
-            d = 1.0 / np.cosh(z) ** 2
+            d = (1.0 / np.cosh(z)) ** 2
     elif name == "sign":
         d = np.zeros_like(z)
     else:

@@ -324,10 +324,26 @@ void fm_softmax_rows_d(int arch, const double *z, double *out, int64_t rows, int
 
 /* ------------------------------------------------------------ softmax cross-entropy */
 
-/* grad[y] = c * (e_y / s - 1) written as c * (e_y - s) / s: s - e_y is the
- * (double) sum of the other classes' exponentials, so the gradient of a
- * confidently right sample keeps its relative precision instead of being
- * rounded p_y - 1 in the working precision. */
+/* Sum in double of the exponentials of every class but k. */
+#define SUM_EXCEPT(T)                                                     \
+    static double sum_except_##T(const T *e, int64_t n, int64_t k) {     \
+        double s = 0.0;                                                   \
+        for (int64_t j = 0; j < k; j++) s += e[j];                        \
+        for (int64_t j = k + 1; j < n; j++) s += e[j];                    \
+        return s;                                                         \
+    }
+SUM_EXCEPT(float)
+SUM_EXCEPT(double)
+#define sum_except(e, n, k) _Generic((e), float *: sum_except_float, \
+                                          double *: sum_except_double)(e, n, k)
+
+/* With rest = s - e_y, the sum of the other classes' exponentials:
+ * grad[y] = c (e_y / s - 1) = -c rest / s, and CE = log(s) - (z_y - m).
+ * When the label is the row's maximum (e_y = 1) and p_y > 2/3, rest is
+ * summed again without e_y and CE = log1p(rest): the loss and gradient of
+ * a confidently right sample keep their relative precision instead of
+ * being the rounding error of s - 1 (costs one pass over a row in L1,
+ * only for such rows). */
 double fm_xent_labels_s(int arch, const float *z, const int64_t *y, const double *w,
                         double inv_wsum, float *grad, int64_t rows, int64_t cols) {
     arch = fm_arch_resolve_act(arch);
@@ -339,11 +355,15 @@ double fm_xent_labels_s(int arch, const float *z, const int64_t *y, const double
         double s = rowexp_s(arch, zr, g, cols, &m);
         double wr = w ? w[r] : 1.0;
         int64_t k = y[r];
-        double ey = g[k];
-        acc += wr * (log(s) - ((double)zr[k] - (double)m));
+        double rest = s - g[k], ce = log(s) - ((double)zr[k] - (double)m);
+        if (zr[k] == m && rest < 0.5) {
+            rest = sum_except(g, cols, k);
+            ce = log1p(rest);
+        }
+        acc += wr * ce;
         double c = wr * inv_wsum;
         scale_s(arch, g, g, cols, (float)(c / s));
-        g[k] = (float)(c * ((ey - s) / s));
+        g[k] = (float)(-c * (rest / s));
     }
     return acc;
 }
@@ -359,12 +379,16 @@ double fm_xent_labels_d(int arch, const double *z, const int64_t *y, const doubl
         double s = rowexp_d(arch, zr, g, cols, &m);
         double wr = w ? w[r] : 1.0;
         int64_t k = y[r];
-        double ey = g[k];
-        acc += wr * (log(s) - (zr[k] - m));
+        double rest = s - g[k], ce = log(s) - (zr[k] - m);
+        if (zr[k] == m && rest < 0.5) {
+            rest = sum_except(g, cols, k);
+            ce = log1p(rest);
+        }
+        acc += wr * ce;
         double c = wr * inv_wsum;
         double cs = c / s;
         for (int64_t j = 0; j < cols; j++) g[j] *= cs;
-        g[k] = c * ((ey - s) / s);
+        g[k] = -c * (rest / s);
     }
     return acc;
 }
