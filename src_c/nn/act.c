@@ -334,8 +334,6 @@ void fm_softmax_rows_d(int arch, const double *z, double *out, int64_t rows, int
     }
 SUM_EXCEPT(float)
 SUM_EXCEPT(double)
-#define sum_except(e, n, k) _Generic((e), float *: sum_except_float, \
-                                          double *: sum_except_double)(e, n, k)
 
 /* With rest = s - e_y, the sum of the other classes' exponentials:
  * grad[y] = c (e_y / s - 1) = -c rest / s, and CE = log(s) - (z_y - m).
@@ -357,7 +355,7 @@ double fm_xent_labels_s(int arch, const float *z, const int64_t *y, const double
         int64_t k = y[r];
         double rest = s - g[k], ce = log(s) - ((double)zr[k] - (double)m);
         if (zr[k] == m && rest < 0.5) {
-            rest = sum_except(g, cols, k);
+            rest = sum_except_float(g, cols, k);
             ce = log1p(rest);
         }
         acc += wr * ce;
@@ -381,7 +379,7 @@ double fm_xent_labels_d(int arch, const double *z, const int64_t *y, const doubl
         int64_t k = y[r];
         double rest = s - g[k], ce = log(s) - (zr[k] - m);
         if (zr[k] == m && rest < 0.5) {
-            rest = sum_except(g, cols, k);
+            rest = sum_except_double(g, cols, k);
             ce = log1p(rest);
         }
         acc += wr * ce;
