@@ -825,3 +825,25 @@ def test_property_softmax_cross_entropy(data, n, c, single):
     assert abs(loss - lref) <= 64 * eps * (abs(lref) + np.abs(_f64(z)).max() + 1)
     assert np.abs(grad - gref).max() <= 16 * eps * np.abs(gref).max() + 1e-300
     assert_softmax_close(ops.log_softmax(z), z, True, dtype)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=2, max_side=20),
+       name=st.sampled_from(LOSSES), single=st.booleans())
+def test_property_elementwise_losses(data, shape, name, single):
+    dtype = F32 if single else F64
+    unit = st.floats(0, 1)
+    if name == "binary_cross_entropy":
+        x = data.draw(hnp.arrays(np.float64, shape, elements=unit))
+    else:
+        x = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(-30, 30)))
+    t = data.draw(hnp.arrays(np.float64, shape, elements=unit if name != "poisson"
+                             else st.floats(0, 50)))
+    x, t = x.astype(dtype), t.astype(dtype)
+    loss, grad = getattr(ops, name)(x, t)
+    lref, gref = getattr(_reference, name)(_f64(x), _f64(t))
+    # a mean of terms of either sign: bound the error by the terms' magnitude
+    x64, t64 = _f64(x), _f64(t)
+    mag = (np.abs(x64) + np.abs(t64) + 1) ** 2 + (np.exp(x64) if name == "poisson" else 0)
+    assert abs(loss - lref) <= 1e-13 * mag.mean()
+    assert_close(grad, gref, dtype, ulps=4)
