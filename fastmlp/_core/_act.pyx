@@ -59,7 +59,7 @@ cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t pieces, int n_threads) 
 
 
 def arch_usable(int arch):
-    """The arch fm_arch_resolve_act turns `arch` into (FM_ARCH_REF if unusable)."""
+    """True if the kernels of `arch` run here (calls naming an unusable arch use FM_ARCH_REF)."""
     return fm_arch_resolve_act(arch) == arch
 
 
