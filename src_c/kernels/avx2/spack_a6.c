@@ -10,6 +10,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include "../ukernel.h"
+#include "transpose_avx2.h"
 
 void fm_spack_a6_avx2(int64_t kc, const float *a, int64_t rsa, float *restrict dst) {
     const float *r0 = a, *r1 = a + rsa, *r2 = a + 2 * rsa, *r3 = a + 3 * rsa,
@@ -19,31 +20,16 @@ void fm_spack_a6_avx2(int64_t kc, const float *a, int64_t rsa, float *restrict d
         __m256 x0 = _mm256_loadu_ps(r0 + p), x1 = _mm256_loadu_ps(r1 + p);
         __m256 x2 = _mm256_loadu_ps(r2 + p), x3 = _mm256_loadu_ps(r3 + p);
         __m256 x4 = _mm256_loadu_ps(r4 + p), x5 = _mm256_loadu_ps(r5 + p);
-        __m256 x6 = _mm256_setzero_ps(), x7 = _mm256_setzero_ps();
-        /* 8x8 transpose: interleave pairs of rows, then pairs of pairs, then halves. */
-        __m256 t0 = _mm256_unpacklo_ps(x0, x1), t1 = _mm256_unpackhi_ps(x0, x1);
-        __m256 t2 = _mm256_unpacklo_ps(x2, x3), t3 = _mm256_unpackhi_ps(x2, x3);
-        __m256 t4 = _mm256_unpacklo_ps(x4, x5), t5 = _mm256_unpackhi_ps(x4, x5);
-        __m256 t6 = _mm256_unpacklo_ps(x6, x7), t7 = _mm256_unpackhi_ps(x6, x7);
-        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        __m256 x[8] = {x0, x1, x2, x3, x4, x5, _mm256_setzero_ps(), _mm256_setzero_ps()}, t[8];
+        fm_transpose8x8_ps(x, t);
         /* Stores go in ascending order, each writing 8 floats of which the
          * last 2 are junk overwritten by the next store; the eighth column
          * is stored as 4 + 2 floats so nothing past it is touched. (Masked
          * stores would be simpler but are microcoded and slow on AMD Zen.) */
         float *d = dst + p * 6;
-        _mm256_storeu_ps(d + 0, _mm256_permute2f128_ps(u0, u4, 0x20));
-        _mm256_storeu_ps(d + 6, _mm256_permute2f128_ps(u1, u5, 0x20));
-        _mm256_storeu_ps(d + 12, _mm256_permute2f128_ps(u2, u6, 0x20));
-        _mm256_storeu_ps(d + 18, _mm256_permute2f128_ps(u3, u7, 0x20));
-        _mm256_storeu_ps(d + 24, _mm256_permute2f128_ps(u0, u4, 0x31));
-        _mm256_storeu_ps(d + 30, _mm256_permute2f128_ps(u1, u5, 0x31));
-        _mm256_storeu_ps(d + 36, _mm256_permute2f128_ps(u2, u6, 0x31));
-        const __m256 last = _mm256_permute2f128_ps(u3, u7, 0x31);
-        _mm_storeu_ps(d + 42, _mm256_castps256_ps128(last));
-        _mm_storel_pi((__m64 *)(d + 46), _mm256_extractf128_ps(last, 1));
+        for (int j = 0; j < 7; j++) _mm256_storeu_ps(d + 6 * j, t[j]);
+        _mm_storeu_ps(d + 42, _mm256_castps256_ps128(t[7]));
+        _mm_storel_pi((__m64 *)(d + 46), _mm256_extractf128_ps(t[7], 1));
     }
     for (; p < kc; p++) {
         float *d = dst + p * 6;
