@@ -462,10 +462,12 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
 
     gamma, beta: (C,) or None (1 and 0). running_mean, running_var: float
     ndarrays (C,) of any float dtype, or both None (no running statistics:
-    training only). Statistics are two-pass (mean, then the sum of squared
-    deviations: no cancellation) in float64 with the deterministic blocked
-    column sums of :func:`bias_grad`; the normalisation is evaluated in float64
-    and rounded once. y has the dtype of x, gamma and beta (float32 unless one
+    training only). Statistics: in float64, for each fixed block of 64 rows
+    the mean and the sum of squared deviations from it (two passes over the
+    block while it is in cache: no E[x^2] - E[x]^2 cancellation), then the
+    blocks merged by a fixed pairwise tree with Chan et al.'s update, so one
+    pass over x and bitwise identical results for any thread count; the
+    normalisation is evaluated in float64 and rounded once. y has the dtype of x, gamma and beta (float32 unless one
     is float64). ``out``: optional (N, C) result array; the cache keeps a
     reference to x (a copy if out overlaps x), so x must not be modified
     before the backward pass.
@@ -504,9 +506,7 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
     if training:
         mean = np.empty(c, _F64)
         m2 = np.empty(c, _F64)
-        _norm.column_sums(x, mean, None, nt)
-        mean /= n
-        _norm.column_sums(x, m2, mean, nt)
+        _norm.column_stats(x, mean, m2, nt)
         inv_std = 1.0 / np.sqrt(m2 / n + eps)
         if running_mean is not None:
             running_mean[...] = (1.0 - momentum) * running_mean + momentum * mean

@@ -7,12 +7,14 @@ asserted. Matrices arrive with unit column stride (ops copies otherwise) and
 any row stride. The GIL is released and OpenMP threads (prange, static
 schedule, an explicit n_threads) run the C kernels on FIXED blocks:
 
-* column reductions: tiles of FM_NORM_BLOCK_ROWS rows x CHUNK_COLS columns,
-  each writing its own slice of a float64 scratch table (one row per row
-  block), then fm_norm_block_reduce adds the table's rows with a fixed
-  pairwise tree (parallel over column chunks). Column chunking never changes
-  a result (columns are independent); the row blocks and the tree are fixed
-  by the shape alone, so results are bitwise identical for any thread count;
+* column reductions: tiles of FM_NORM_BLOCK_ROWS rows x a chunk of columns
+  (whole rows when there are enough row blocks for the threads, which keeps
+  the reads streaming), each writing its own slice of a float64 scratch
+  table (one row per row block); then fm_norm_block_reduce adds the table's
+  rows with a fixed pairwise tree (parallel over column chunks). The column
+  chunking never changes a result (columns are independent); the row blocks
+  and the tree are fixed by the shape alone, so results are bitwise
+  identical for any thread count;
 * element-wise passes: blocks of rows (or elements), any split is exact.
 
 Problems below PAR_MIN elements run on one thread.
@@ -31,7 +33,7 @@ LANES = FM_NORM_LANES
 ARCH_AUTO = FM_ARCH_AUTO
 
 cdef int64_t PAR_MIN = 1 << 15    # elements; smaller problems run on one thread
-cdef int64_t CHUNK_COLS = 512     # column chunk of a reduction tile
+cdef int64_t CHUNK_COLS = 512     # column chunk of the block-table reduction
 cdef int64_t LN_ROWS = 8          # rows per task of the layer-norm forward
 cdef int64_t DROPOUT_CHUNK = 1 << 14  # elements per dropout task (multiple of 4)
 
@@ -53,6 +55,16 @@ cdef inline int64_t _cdiv(int64_t a, int64_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
+cdef inline int64_t _tile_cols(int64_t c, int64_t nb, int n_threads) noexcept nogil:
+    """Column chunk of a reduction tile: whole rows if there are >= 4 row blocks
+    per thread, else chunks (>= 128 columns, multiple of 16) for ~4 tiles per thread."""
+    cdef int64_t want = 4 * <int64_t>max(n_threads, 1), k
+    if nb >= want or c <= 128:
+        return max(c, 1)
+    k = min(_cdiv(want, nb), _cdiv(c, 128))
+    return _cdiv(_cdiv(c, k), 16) * 16
+
+
 cdef inline bint _unit_cols(Py_ssize_t stride1, Py_ssize_t extent, Py_ssize_t isz):
     return extent <= 1 or stride1 == isz
 
@@ -70,7 +82,8 @@ cdef void _reduce_table(double[:, ::1] p, int nt) noexcept nogil:
 cdef double[:, ::1] _colsum(const floating[:, :] x, const double *pm, int n_threads, int arch):
     """Block table of column sums of x (pm NULL) or of (x - pm)^2 (pm: c values)."""
     cdef int64_t n = x.shape[0], c = x.shape[1]
-    cdef int64_t nb = _cdiv(n, FM_NORM_BLOCK_ROWS), ncc = _cdiv(c, CHUNK_COLS)
+    cdef int64_t nb = _cdiv(n, FM_NORM_BLOCK_ROWS), tc = _tile_cols(c, nb, n_threads)
+    cdef int64_t ncc = _cdiv(c, tc)
     cdef double[:, ::1] p = np.empty((nb, c), np.float64)
     if n == 0 or c == 0:
         return p
@@ -83,9 +96,9 @@ cdef double[:, ::1] _colsum(const floating[:, :] x, const double *pm, int n_thre
     with nogil:
         for t in prange(nb * ncc, schedule='static', num_threads=nt):
             r0 = (t // ncc) * FM_NORM_BLOCK_ROWS
-            c0 = (t % ncc) * CHUNK_COLS
+            c0 = (t % ncc) * tc
             rows = min(<int64_t>FM_NORM_BLOCK_ROWS, n - r0)
-            cols = min(CHUNK_COLS, c - c0)
+            cols = min(tc, c - c0)
             if floating is float:
                 if pm == NULL:
                     fm_norm_colsum_s(arch, rows, cols, px + r0 * ld + c0, ld, pp + (t // ncc) * c + c0)
@@ -137,6 +150,51 @@ def column_sums(const floating[:, :] x, double[::1] out, const double[::1] mean=
         out[j] = p[0, j]
 
 
+def column_stats(const floating[:, :] x, double[::1] mean, double[::1] m2, int n_threads=1,
+                 int arch=FM_ARCH_AUTO):
+    """Per column: mean and m2 = sum of squared deviations from it (float64).
+
+    One pass over x: each fixed block of rows gets its own mean and m2 (two
+    passes over the block while it is in cache), and the blocks are merged by
+    a fixed pairwise tree with Chan et al.'s formula."""
+    arch = _arch(arch)
+    cdef int64_t n = x.shape[0], c = x.shape[1], j
+    assert mean.shape[0] == c and m2.shape[0] == c and n > 0
+    if c == 0:
+        return
+    assert _unit_cols(x.strides[1], c, sizeof(floating))
+    cdef int64_t nb = _cdiv(n, FM_NORM_BLOCK_ROWS), tc = _tile_cols(c, nb, n_threads)
+    cdef int64_t ncc = _cdiv(c, tc)
+    cdef double[:, ::1] pm = np.empty((nb, c), np.float64)
+    cdef double[:, ::1] pq = np.empty((nb, c), np.float64)
+    cdef int64_t ld = x.strides[0] // <int64_t>sizeof(floating)
+    cdef const floating *px = &x[0, 0]
+    cdef double *qm = &pm[0, 0]
+    cdef double *qq = &pq[0, 0]
+    cdef int64_t t, r0, c0, rows, cols, off
+    cdef int nt = _nt(n_threads, n * c, nb * ncc)
+    cdef int ntr = nt if _cdiv(c, CHUNK_COLS) > 1 else 1
+    with nogil:
+        for t in prange(nb * ncc, schedule='static', num_threads=nt):
+            r0 = (t // ncc) * FM_NORM_BLOCK_ROWS
+            c0 = (t % ncc) * tc
+            rows = min(<int64_t>FM_NORM_BLOCK_ROWS, n - r0)
+            cols = min(tc, c - c0)
+            off = (t // ncc) * c + c0
+            if floating is float:
+                fm_norm_colstats_s(arch, rows, cols, px + r0 * ld + c0, ld, qm + off, qq + off)
+            else:
+                fm_norm_colstats_d(arch, rows, cols, px + r0 * ld + c0, ld, qm + off, qq + off)
+        if nb > 1:
+            for t in prange(_cdiv(c, CHUNK_COLS), schedule='static', num_threads=ntr):
+                c0 = t * CHUNK_COLS
+                fm_norm_stats_reduce(nb, n, FM_NORM_BLOCK_ROWS, min(CHUNK_COLS, c - c0), qm + c0,
+                                     qq + c0, c)
+    for j in range(c):
+        mean[j] = pm[0, j]
+        m2[j] = pq[0, j]
+
+
 def affine(const floating[:, :] x, const double[::1] shift, const double[::1] scale,
            const double[::1] offset, floating[:, :] y, int n_threads=1, int arch=FM_ARCH_AUTO):
     """y = (x - shift) * scale + offset per column, in float64 (y may be x)."""
@@ -179,7 +237,8 @@ def batch_norm_backward_sums(const floating[:, :] dy, const floating[:, :] x,
         sum_dyxc[:] = 0
         return
     assert _unit_cols(x.strides[1], c, sizeof(floating)) and _unit_cols(dy.strides[1], c, sizeof(floating))
-    cdef int64_t nb = _cdiv(n, FM_NORM_BLOCK_ROWS), ncc = _cdiv(c, CHUNK_COLS)
+    cdef int64_t nb = _cdiv(n, FM_NORM_BLOCK_ROWS), tc = _tile_cols(c, nb, n_threads)
+    cdef int64_t ncc = _cdiv(c, tc)
     cdef double[:, ::1] p1 = np.empty((nb, c), np.float64)
     cdef double[:, ::1] p2 = np.empty((nb, c), np.float64)
     cdef int64_t ldx = x.strides[0] // <int64_t>sizeof(floating)
@@ -193,9 +252,9 @@ def batch_norm_backward_sums(const floating[:, :] dy, const floating[:, :] x,
     with nogil:
         for t in prange(nb * ncc, schedule='static', num_threads=nt):
             r0 = (t // ncc) * FM_NORM_BLOCK_ROWS
-            c0 = (t % ncc) * CHUNK_COLS
+            c0 = (t % ncc) * tc
             rows = min(<int64_t>FM_NORM_BLOCK_ROWS, n - r0)
-            cols = min(CHUNK_COLS, c - c0)
+            cols = min(tc, c - c0)
             off = (t // ncc) * c + c0
             if floating is float:
                 fm_norm_bn_bwd_sums_s(arch, rows, cols, pd + r0 * ldd + c0, ldd, px + r0 * ldx + c0,

@@ -17,6 +17,12 @@ cdef extern from "nn/norm.h" nogil:
                             const double *mean, double *acc)
     void fm_norm_colsumsq_d(int arch, int64_t rows, int64_t cols, const double *x, int64_t ldx,
                             const double *mean, double *acc)
+    void fm_norm_colstats_s(int arch, int64_t rows, int64_t cols, const float *x, int64_t ldx,
+                            double *mean, double *m2)
+    void fm_norm_colstats_d(int arch, int64_t rows, int64_t cols, const double *x, int64_t ldx,
+                            double *mean, double *m2)
+    void fm_norm_stats_reduce(int64_t nb, int64_t n, int64_t block_rows, int64_t cols,
+                              double *mean, double *m2, int64_t ldp)
     void fm_norm_bn_bwd_sums_s(int arch, int64_t rows, int64_t cols, const float *dy,
                                int64_t lddy, const float *x, int64_t ldx, const double *mean,
                                double *sum_dy, double *sum_dyxc)

@@ -56,6 +56,14 @@ void fm_norm_colsumsq_d(int arch, int64_t rows, int64_t cols, const double *x, i
                         const double *mean, double *acc) {
     FM_DISPATCH(arch, fm_norm_colsumsq_d, rows, cols, x, ldx, mean, acc);
 }
+void fm_norm_colstats_s(int arch, int64_t rows, int64_t cols, const float *x, int64_t ldx,
+                        double *mean, double *m2) {
+    FM_DISPATCH(arch, fm_norm_colstats_s, rows, cols, x, ldx, mean, m2);
+}
+void fm_norm_colstats_d(int arch, int64_t rows, int64_t cols, const double *x, int64_t ldx,
+                        double *mean, double *m2) {
+    FM_DISPATCH(arch, fm_norm_colstats_d, rows, cols, x, ldx, mean, m2);
+}
 void fm_norm_bn_bwd_sums_s(int arch, int64_t rows, int64_t cols, const float *dy, int64_t lddy,
                            const float *x, int64_t ldx, const double *mean,
                            double *sum_dy, double *sum_dyxc) {
@@ -118,6 +126,24 @@ void fm_norm_block_reduce(int64_t nb, int64_t cols, double *p, int64_t ldp) {
             double *dst = p + b * ldp;
             const double *src = p + (b + s) * ldp;
             for (int64_t c = 0; c < cols; c++) dst[c] += src[c];
+        }
+}
+
+void fm_norm_stats_reduce(int64_t nb, int64_t n, int64_t block_rows, int64_t cols,
+                          double *mean, double *m2, int64_t ldp) {
+    /* Chan et al.'s pairwise update is stable: no E[x^2] - E[x]^2 cancellation. */
+    for (int64_t s = 1; s < nb; s *= 2)
+        for (int64_t b = 0; b + s < nb; b += 2 * s) {
+            int64_t end = b + 2 * s < nb ? (b + 2 * s) * block_rows : n;
+            double na = (double)(s * block_rows), nbr = (double)(end - (b + s) * block_rows);
+            double wb = nbr / (na + nbr), wab = na * nbr / (na + nbr);
+            double *ma = mean + b * ldp, *qa = m2 + b * ldp;
+            const double *mb = mean + (b + s) * ldp, *qb = m2 + (b + s) * ldp;
+            for (int64_t c = 0; c < cols; c++) {
+                double delta = mb[c] - ma[c];
+                ma[c] += delta * wb;
+                qa[c] += qb[c] + delta * delta * wab;
+            }
         }
 }
 

@@ -16,6 +16,8 @@
  * Arithmetic: float32 data is widened to float64 for every reduction and
  * every per-element formula; the result is rounded to float32 once.
  *
+ * Outputs never overlap inputs (except dropout's y, which may be x itself).
+ *
  * `arch` arguments: FM_ARCH_REF or FM_ARCH_AVX2 as returned by
  * fm_norm_arch(); the AVX2 versions are the same source compiled with
  * -mavx2 -mfma (no FP contraction under -std=c11, so they round exactly
@@ -49,6 +51,12 @@ void fm_norm_colsumsq_s(int arch, int64_t rows, int64_t cols, const float *x, in
                         const double *mean, double *acc);
 void fm_norm_colsumsq_d(int arch, int64_t rows, int64_t cols, const double *x, int64_t ldx,
                         const double *mean, double *acc);
+/* mean[c] = sum_r x[r, c] / rows;  m2[c] = sum_r (x[r, c] - mean[c])^2
+ * (two passes over the block, the second from cache). */
+void fm_norm_colstats_s(int arch, int64_t rows, int64_t cols, const float *x, int64_t ldx,
+                        double *mean, double *m2);
+void fm_norm_colstats_d(int arch, int64_t rows, int64_t cols, const double *x, int64_t ldx,
+                        double *mean, double *m2);
 /* sum_dy[c] = sum_r dy[r, c];  sum_dyxc[c] = sum_r dy[r, c] * (x[r, c] - mean[c]) */
 void fm_norm_bn_bwd_sums_s(int arch, int64_t rows, int64_t cols, const float *dy, int64_t lddy,
                            const float *x, int64_t ldx, const double *mean,
@@ -62,9 +70,17 @@ void fm_norm_bn_bwd_sums_d(int arch, int64_t rows, int64_t cols, const double *d
  * (level s = 1, 2, 4, ...: p[b] += p[b + s] for b a multiple of 2s).
  * Other rows are clobbered. */
 void fm_norm_block_reduce(int64_t nb, int64_t cols, double *p, int64_t ldp);
+/* The same tree for per-block (mean, m2) tables of fm_norm_colstats over
+ * blocks of block_rows rows (the last one holding the rest of n rows),
+ * merged with Chan, Golub & LeVeque's formula:
+ *   delta = mean_b - mean_a,  mean = mean_a + delta * n_b / n,
+ *   m2 = m2_a + m2_b + delta^2 * n_a * n_b / n.
+ * Result in row 0 of both tables. */
+void fm_norm_stats_reduce(int64_t nb, int64_t n, int64_t block_rows, int64_t cols,
+                          double *mean, double *m2, int64_t ldp);
 
 /* ---- element-wise passes over one block of rows ---- */
-/* y[r, c] = (x[r, c] - shift[c]) * scale[c] + offset[c], in float64. y may be x. */
+/* y[r, c] = (x[r, c] - shift[c]) * scale[c] + offset[c], in float64. */
 void fm_norm_affine_s(int arch, int64_t rows, int64_t cols, const float *x, int64_t ldx,
                       const double *shift, const double *scale, const double *offset,
                       float *y, int64_t ldy);
@@ -127,6 +143,10 @@ int fm_philox4x32_10_many(int arch, int64_t n, const uint32_t *ctr, const uint32
     void fm_norm_colsumsq_s_##isa(int64_t, int64_t, const float *, int64_t, const double *,   \
                                   double *);                                                   \
     void fm_norm_colsumsq_d_##isa(int64_t, int64_t, const double *, int64_t, const double *,  \
+                                  double *);                                                   \
+    void fm_norm_colstats_s_##isa(int64_t, int64_t, const float *, int64_t, double *,        \
+                                  double *);                                                   \
+    void fm_norm_colstats_d_##isa(int64_t, int64_t, const double *, int64_t, double *,       \
                                   double *);                                                   \
     void fm_norm_bn_bwd_sums_s_##isa(int64_t, int64_t, const float *, int64_t, const float *,  \
                                      int64_t, const double *, double *, double *);             \

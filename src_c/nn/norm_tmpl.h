@@ -14,7 +14,9 @@
  * and AVX2 builds round identically.
  *
  * All arithmetic is float64; float32 inputs are widened on load and the
- * result rounded once on store.
+ * result rounded once on store. No output may overlap an input (restrict:
+ * the compiler vectorises without run-time overlap checks; fastmlp.ops
+ * routes overlapping out= arrays through temporaries).
  */
 #if !defined(FM_T) || !defined(FM_SFX) || !defined(FM_ISA)
 #error "define FM_T, FM_SFX and FM_ISA before including norm_tmpl.h"
@@ -58,31 +60,82 @@ static inline double FM_FN(fm_norm_rowsum)(int64_t n, const FM_T *x, double mu, 
     return acc[0];
 }
 
-void FM_FN(fm_norm_colsum)(int64_t rows, int64_t cols, const FM_T *x, int64_t ldx, double *acc) {
+/* Column reductions. Four rows per sweep over the accumulator row, so that
+ * each accumulator is loaded and stored once per four rows (the adds stay in
+ * row order: ((acc + x0) + x1) + x2) + x3, the same as one row at a time). */
+void FM_FN(fm_norm_colsum)(int64_t rows, int64_t cols, const FM_T *restrict x, int64_t ldx,
+                           double *restrict acc) {
     for (int64_t c = 0; c < cols; c++) acc[c] = 0.0;
-    for (int64_t r = 0; r < rows; r++) {
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const FM_T *x0 = x + r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+        for (int64_t c = 0; c < cols; c++) {
+            double a = acc[c];
+            a += (double)x0[c];
+            a += (double)x1[c];
+            a += (double)x2[c];
+            a += (double)x3[c];
+            acc[c] = a;
+        }
+    }
+    for (; r < rows; r++) {
         const FM_T *xr = x + r * ldx;
         for (int64_t c = 0; c < cols; c++) acc[c] += (double)xr[c];
     }
 }
 
-void FM_FN(fm_norm_colsumsq)(int64_t rows, int64_t cols, const FM_T *x, int64_t ldx,
-                             const double *mean, double *acc) {
+#define FM_SQ(xr) ((double)(xr)[c] - mean[c]) * ((double)(xr)[c] - mean[c])
+void FM_FN(fm_norm_colsumsq)(int64_t rows, int64_t cols, const FM_T *restrict x, int64_t ldx,
+                             const double *restrict mean, double *restrict acc) {
     for (int64_t c = 0; c < cols; c++) acc[c] = 0.0;
-    for (int64_t r = 0; r < rows; r++) {
-        const FM_T *xr = x + r * ldx;
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const FM_T *x0 = x + r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
         for (int64_t c = 0; c < cols; c++) {
-            double d = (double)xr[c] - mean[c];
-            acc[c] += d * d;
+            double a = acc[c];
+            a += FM_SQ(x0);
+            a += FM_SQ(x1);
+            a += FM_SQ(x2);
+            a += FM_SQ(x3);
+            acc[c] = a;
         }
     }
+    for (; r < rows; r++) {
+        const FM_T *xr = x + r * ldx;
+        for (int64_t c = 0; c < cols; c++) acc[c] += FM_SQ(xr);
+    }
+}
+#undef FM_SQ
+
+/* One block's column means and sums of squared deviations from them: two
+ * passes, the second one over data still in L2 (the block is small). */
+void FM_FN(fm_norm_colstats)(int64_t rows, int64_t cols, const FM_T *restrict x, int64_t ldx,
+                             double *restrict mean, double *restrict m2) {
+    FM_FN(fm_norm_colsum)(rows, cols, x, ldx, mean);
+    for (int64_t c = 0; c < cols; c++) mean[c] /= (double)rows;
+    FM_FN(fm_norm_colsumsq)(rows, cols, x, ldx, mean, m2);
 }
 
-void FM_FN(fm_norm_bn_bwd_sums)(int64_t rows, int64_t cols, const FM_T *dy, int64_t lddy,
-                                const FM_T *x, int64_t ldx, const double *mean,
-                                double *sum_dy, double *sum_dyxc) {
+void FM_FN(fm_norm_bn_bwd_sums)(int64_t rows, int64_t cols, const FM_T *restrict dy,
+                                int64_t lddy, const FM_T *restrict x, int64_t ldx,
+                                const double *restrict mean, double *restrict sum_dy,
+                                double *restrict sum_dyxc) {
     for (int64_t c = 0; c < cols; c++) sum_dy[c] = sum_dyxc[c] = 0.0;
-    for (int64_t r = 0; r < rows; r++) {
+    int64_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const FM_T *d0 = dy + r * lddy, *d1 = d0 + lddy, *x0 = x + r * ldx, *x1 = x0 + ldx;
+        for (int64_t c = 0; c < cols; c++) {
+            double g0 = (double)d0[c], g1 = (double)d1[c];
+            double s = sum_dy[c], t = sum_dyxc[c];
+            s += g0;
+            t += g0 * ((double)x0[c] - mean[c]);
+            s += g1;
+            t += g1 * ((double)x1[c] - mean[c]);
+            sum_dy[c] = s;
+            sum_dyxc[c] = t;
+        }
+    }
+    for (; r < rows; r++) {
         const FM_T *dyr = dy + r * lddy, *xr = x + r * ldx;
         for (int64_t c = 0; c < cols; c++) {
             double g = (double)dyr[c];
@@ -92,9 +145,9 @@ void FM_FN(fm_norm_bn_bwd_sums)(int64_t rows, int64_t cols, const FM_T *dy, int6
     }
 }
 
-void FM_FN(fm_norm_affine)(int64_t rows, int64_t cols, const FM_T *x, int64_t ldx,
-                           const double *shift, const double *scale, const double *offset,
-                           FM_T *y, int64_t ldy) {
+void FM_FN(fm_norm_affine)(int64_t rows, int64_t cols, const FM_T *restrict x, int64_t ldx,
+                           const double *restrict shift, const double *restrict scale, const double *restrict offset,
+                           FM_T *restrict y, int64_t ldy) {
     for (int64_t r = 0; r < rows; r++) {
         const FM_T *xr = x + r * ldx;
         FM_T *yr = y + r * ldy;
@@ -103,9 +156,9 @@ void FM_FN(fm_norm_affine)(int64_t rows, int64_t cols, const FM_T *x, int64_t ld
     }
 }
 
-void FM_FN(fm_norm_bn_bwd_dx)(int64_t rows, int64_t cols, const FM_T *dy, int64_t lddy,
-                              const FM_T *x, int64_t ldx, const double *mean, const double *a,
-                              const double *b, const double *k, FM_T *dx, int64_t lddx) {
+void FM_FN(fm_norm_bn_bwd_dx)(int64_t rows, int64_t cols, const FM_T *restrict dy, int64_t lddy,
+                              const FM_T *restrict x, int64_t ldx, const double *restrict mean, const double *restrict a,
+                              const double *restrict b, const double *restrict k, FM_T *restrict dx, int64_t lddx) {
     for (int64_t r = 0; r < rows; r++) {
         const FM_T *dyr = dy + r * lddy, *xr = x + r * ldx;
         FM_T *dxr = dx + r * lddx;
@@ -114,9 +167,9 @@ void FM_FN(fm_norm_bn_bwd_dx)(int64_t rows, int64_t cols, const FM_T *dy, int64_
     }
 }
 
-void FM_FN(fm_norm_ln_fwd)(int64_t rows, int64_t cols, const FM_T *x, int64_t ldx,
-                           const double *gamma, const double *beta, double eps,
-                           FM_T *y, int64_t ldy, double *mean, double *rstd) {
+void FM_FN(fm_norm_ln_fwd)(int64_t rows, int64_t cols, const FM_T *restrict x, int64_t ldx,
+                           const double *restrict gamma, const double *restrict beta, double eps,
+                           FM_T *restrict y, int64_t ldy, double *restrict mean, double *restrict rstd) {
     double inv_n = 1.0 / (double)cols;
     for (int64_t r = 0; r < rows; r++) {
         const FM_T *xr = x + r * ldx;
@@ -133,10 +186,10 @@ void FM_FN(fm_norm_ln_fwd)(int64_t rows, int64_t cols, const FM_T *x, int64_t ld
     }
 }
 
-void FM_FN(fm_norm_ln_bwd)(int64_t rows, int64_t cols, const FM_T *dy, int64_t lddy,
-                           const FM_T *x, int64_t ldx, const double *mean, const double *rstd,
-                           const double *gamma, FM_T *dx, int64_t lddx,
-                           double *dgamma, double *dbeta) {
+void FM_FN(fm_norm_ln_bwd)(int64_t rows, int64_t cols, const FM_T *restrict dy, int64_t lddy,
+                           const FM_T *restrict x, int64_t ldx, const double *restrict mean, const double *restrict rstd,
+                           const double *restrict gamma, FM_T *restrict dx, int64_t lddx,
+                           double *restrict dgamma, double *restrict dbeta) {
     double inv_n = 1.0 / (double)cols;
     for (int64_t c = 0; c < cols; c++) dgamma[c] = dbeta[c] = 0.0;
     for (int64_t r = 0; r < rows; r++) {

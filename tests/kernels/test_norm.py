@@ -836,7 +836,7 @@ def test_archs_bitwise_identical(rng, dtype):
     results = []
     for arch in ARCHS:
         r = {}
-        for key in ("sum", "sumsq", "sdy", "sdyxc", "dgamma", "dbeta"):
+        for key in ("sum", "sumsq", "sdy", "sdyxc", "dgamma", "dbeta", "smean", "sm2"):
             r[key] = np.empty(c)
         for key in ("affine", "dx", "ln_y", "ln_dx"):
             r[key] = np.empty((n, c), dtype)
@@ -845,6 +845,7 @@ def test_archs_bitwise_identical(rng, dtype):
         _norm.bias_grad(x, r["bias"], 2, arch)
         _norm.column_sums(x, r["sum"], None, 2, arch)
         _norm.column_sums(x, r["sumsq"], mean, 2, arch)
+        _norm.column_stats(x, r["smean"], r["sm2"], 2, arch)
         _norm.affine(x, mean, a, b, r["affine"], 2, arch)
         _norm.batch_norm_backward_sums(dy, x, mean, r["sdy"], r["sdyxc"], 2, arch)
         _norm.batch_norm_backward_dx(dy, x, mean, a, b, k, r["dx"], 2, arch)
