@@ -467,10 +467,11 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, *, training=Tr
     block while it is in cache: no E[x^2] - E[x]^2 cancellation), then the
     blocks merged by a fixed pairwise tree with Chan et al.'s update, so one
     pass over x and bitwise identical results for any thread count; the
-    normalisation is evaluated in float64 and rounded once. y has the dtype of x, gamma and beta (float32 unless one
-    is float64). ``out``: optional (N, C) result array; the cache keeps a
-    reference to x (a copy if out overlaps x), so x must not be modified
-    before the backward pass.
+    normalisation is evaluated in float64 and rounded once. y has the dtype
+    of x, gamma and beta (float32 unless one is float64). ``out``: optional
+    (N, C) result array; the cache keeps a reference to x (a copy if out
+    overlaps x), so x must not be modified before the backward pass. Inputs
+    without unit column stride are copied once (row-major kernels).
     """
     func = "batch_norm_forward"
     x = _as_float_array(x, "x", 2, func)

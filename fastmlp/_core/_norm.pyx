@@ -204,7 +204,8 @@ def affine(const floating[:, :] x, const double[::1] shift, const double[::1] sc
     assert shift.shape[0] == c and scale.shape[0] == c and offset.shape[0] == c
     if n == 0 or c == 0:
         return
-    assert _unit_cols(x.strides[1], c, sizeof(floating)) and _unit_cols(y.strides[1], c, sizeof(floating))
+    assert _unit_cols(x.strides[1], c, sizeof(floating))
+    assert _unit_cols(y.strides[1], c, sizeof(floating))
     cdef int64_t ldx = x.strides[0] // <int64_t>sizeof(floating)
     cdef int64_t ldy = y.strides[0] // <int64_t>sizeof(floating)
     cdef const floating *px = &x[0, 0]
@@ -236,7 +237,8 @@ def batch_norm_backward_sums(const floating[:, :] dy, const floating[:, :] x,
         sum_dy[:] = 0
         sum_dyxc[:] = 0
         return
-    assert _unit_cols(x.strides[1], c, sizeof(floating)) and _unit_cols(dy.strides[1], c, sizeof(floating))
+    assert _unit_cols(x.strides[1], c, sizeof(floating))
+    assert _unit_cols(dy.strides[1], c, sizeof(floating))
     cdef int64_t nb = _cdiv(n, FM_NORM_BLOCK_ROWS), tc = _tile_cols(c, nb, n_threads)
     cdef int64_t ncc = _cdiv(c, tc)
     cdef double[:, ::1] p1 = np.empty((nb, c), np.float64)

@@ -146,8 +146,8 @@ void FM_FN(fm_norm_bn_bwd_sums)(int64_t rows, int64_t cols, const FM_T *restrict
 }
 
 void FM_FN(fm_norm_affine)(int64_t rows, int64_t cols, const FM_T *restrict x, int64_t ldx,
-                           const double *restrict shift, const double *restrict scale, const double *restrict offset,
-                           FM_T *restrict y, int64_t ldy) {
+                           const double *restrict shift, const double *restrict scale,
+                           const double *restrict offset, FM_T *restrict y, int64_t ldy) {
     for (int64_t r = 0; r < rows; r++) {
         const FM_T *xr = x + r * ldx;
         FM_T *yr = y + r * ldy;
@@ -157,8 +157,9 @@ void FM_FN(fm_norm_affine)(int64_t rows, int64_t cols, const FM_T *restrict x, i
 }
 
 void FM_FN(fm_norm_bn_bwd_dx)(int64_t rows, int64_t cols, const FM_T *restrict dy, int64_t lddy,
-                              const FM_T *restrict x, int64_t ldx, const double *restrict mean, const double *restrict a,
-                              const double *restrict b, const double *restrict k, FM_T *restrict dx, int64_t lddx) {
+                              const FM_T *restrict x, int64_t ldx, const double *restrict mean,
+                              const double *restrict a, const double *restrict b,
+                              const double *restrict k, FM_T *restrict dx, int64_t lddx) {
     for (int64_t r = 0; r < rows; r++) {
         const FM_T *dyr = dy + r * lddy, *xr = x + r * ldx;
         FM_T *dxr = dx + r * lddx;
@@ -169,7 +170,8 @@ void FM_FN(fm_norm_bn_bwd_dx)(int64_t rows, int64_t cols, const FM_T *restrict d
 
 void FM_FN(fm_norm_ln_fwd)(int64_t rows, int64_t cols, const FM_T *restrict x, int64_t ldx,
                            const double *restrict gamma, const double *restrict beta, double eps,
-                           FM_T *restrict y, int64_t ldy, double *restrict mean, double *restrict rstd) {
+                           FM_T *restrict y, int64_t ldy, double *restrict mean,
+                           double *restrict rstd) {
     double inv_n = 1.0 / (double)cols;
     for (int64_t r = 0; r < rows; r++) {
         const FM_T *xr = x + r * ldx;
@@ -187,9 +189,10 @@ void FM_FN(fm_norm_ln_fwd)(int64_t rows, int64_t cols, const FM_T *restrict x, i
 }
 
 void FM_FN(fm_norm_ln_bwd)(int64_t rows, int64_t cols, const FM_T *restrict dy, int64_t lddy,
-                           const FM_T *restrict x, int64_t ldx, const double *restrict mean, const double *restrict rstd,
-                           const double *restrict gamma, FM_T *restrict dx, int64_t lddx,
-                           double *restrict dgamma, double *restrict dbeta) {
+                           const FM_T *restrict x, int64_t ldx, const double *restrict mean,
+                           const double *restrict rstd, const double *restrict gamma,
+                           FM_T *restrict dx, int64_t lddx, double *restrict dgamma,
+                           double *restrict dbeta) {
     double inv_n = 1.0 / (double)cols;
     for (int64_t c = 0; c < cols; c++) dgamma[c] = dbeta[c] = 0.0;
     for (int64_t r = 0; r < rows; r++) {

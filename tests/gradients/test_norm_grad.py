@@ -42,7 +42,8 @@ def data(rng):
     return lambda *shape: rng.standard_normal(shape)
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 4, 3), (7, 2, 6)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 4, 3), (7, 2, 6)],
+                         ids=lambda s: "x".join(map(str, s)))
 def test_linear_backward_fd(data, shape):
     n, n_in, n_out = shape
     x, w, b, r = data(n, n_in), data(n_in, n_out), data(n_out), data(n, n_out)
