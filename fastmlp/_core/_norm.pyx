@@ -34,8 +34,22 @@ ARCH_AUTO = FM_ARCH_AUTO
 
 cdef int64_t PAR_MIN = 1 << 15    # elements; smaller problems run on one thread
 cdef int64_t CHUNK_COLS = 512     # column chunk of the block-table reduction
+cdef int64_t REDUCE_PAR_MIN = 1 << 20  # table entries; smaller tables are reduced serially
 cdef int64_t LN_ROWS = 8          # rows per task of the layer-norm forward
 cdef int64_t DROPOUT_CHUNK = 1 << 14  # elements per dropout task (multiple of 4)
+
+
+def _set_parallel_thresholds(par_min=None, reduce_par_min=None):
+    """Test hook: set the work thresholds below which a kernel, or a block-table
+    reduction, runs on one thread (so tests can take the parallel paths on
+    small arrays). Returns the previous (par_min, reduce_par_min)."""
+    global PAR_MIN, REDUCE_PAR_MIN
+    old = (PAR_MIN, REDUCE_PAR_MIN)
+    if par_min is not None:
+        PAR_MIN = par_min
+    if reduce_par_min is not None:
+        REDUCE_PAR_MIN = reduce_par_min
+    return old
 
 
 cdef int _arch(int arch) except -2:
@@ -70,11 +84,14 @@ cdef inline bint _unit_cols(Py_ssize_t stride1, Py_ssize_t extent, Py_ssize_t is
 
 
 cdef void _reduce_table(double[:, ::1] p, int nt) noexcept nogil:
-    """p[0, :] = pairwise sum of the rows of p (fixed tree), parallel over column chunks."""
+    """p[0, :] = pairwise sum of the rows of p (fixed tree), parallel over column
+    chunks when the table is large (a small one is not worth a parallel region)."""
     cdef int64_t nb = p.shape[0], c = p.shape[1], ncc = _cdiv(c, CHUNK_COLS), t, c0
     if nb <= 1 or c == 0:
         return
-    for t in prange(ncc, schedule='static', num_threads=nt if ncc > 1 else 1):
+    if ncc == 1 or nb * c < REDUCE_PAR_MIN:
+        nt = 1
+    for t in prange(ncc, schedule='static', num_threads=nt):
         c0 = t * CHUNK_COLS
         fm_norm_block_reduce(nb, min(CHUNK_COLS, c - c0), &p[0, 0] + c0, c)
 
@@ -173,7 +190,7 @@ def column_stats(const floating[:, :] x, double[::1] mean, double[::1] m2, int n
     cdef double *qq = &pq[0, 0]
     cdef int64_t t, r0, c0, rows, cols, off
     cdef int nt = _nt(n_threads, n * c, nb * ncc)
-    cdef int ntr = nt if _cdiv(c, CHUNK_COLS) > 1 else 1
+    cdef int ntr = nt if _cdiv(c, CHUNK_COLS) > 1 and nb * c >= REDUCE_PAR_MIN else 1
     with nogil:
         for t in prange(nb * ncc, schedule='static', num_threads=nt):
             r0 = (t // ncc) * FM_NORM_BLOCK_ROWS

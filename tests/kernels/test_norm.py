@@ -183,6 +183,43 @@ def test_column_reductions_few_row_blocks_threads_bitwise(rng, dtype):
         assert np.array_equal(u, v)
 
 
+@pytest.fixture
+def parallel_everywhere():
+    """Run every kernel and block-table reduction in parallel, however small."""
+    old = _norm._set_parallel_thresholds(1, 1)
+    yield
+    _norm._set_parallel_thresholds(*old)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (97, 131), (200, 1100), (3, 2000)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_parallel_paths_small_shapes(rng, shape, dtype, parallel_everywhere):
+    x = make(rng, shape, dtype, offset=1.0)
+    gy = make(rng, shape, dtype)
+    gamma, beta = bn_params(rng, shape[1], dtype)
+    res = []
+    for n in (1, 2, 3):
+        with fastmlp.threads(n):
+            r = [ops.bias_grad(x), ops.dropout(x, 0.3, seed=9)]
+            if shape[0] > 1:
+                y, cache = ops.batch_norm_forward(x, gamma, beta, None, None)
+                r += [y, *ops.batch_norm_backward(gy, cache)]
+            y, cache = ops.layer_norm_forward(x, gamma, beta)
+            r += [y, *ops.layer_norm_backward(gy, cache)]
+            res.append(r)
+    for other in res[1:]:
+        for u, v in zip(res[0], other):
+            assert np.array_equal(u, v)
+    assert_close(res[1][0], R.bias_grad(x), sum_tol(x, dtype), "bias_grad")
+    check_dropout(res[1][1], x, 0.3, 9)
+    if shape[0] > 1:
+        y_ref, _ = R.batch_norm_forward(x, gamma, beta, None, None)
+        assert_close(res[1][2], y_ref, norm_tol(y_ref, gamma, beta, dtype, 10), "bn y")
+    y_ref, _ = R.layer_norm_forward(x, gamma, beta)
+    assert_close(res[1][-4], y_ref, norm_tol(y_ref, gamma, beta, dtype, 10), "ln y")
+
+
 # ================================================================ linear_backward
 
 def gemm_tol(a, b, dtype):
