@@ -195,7 +195,7 @@ def linear(x, w, b=None, activation=None, out=None, *, alpha=0.01):
 # Determinism: every sum over rows (bias_grad, the batch-norm statistics and
 # gradients, the layer-norm parameter gradients) is computed in float64 per
 # fixed block of 64 rows, sequentially in row order, and the block sums are
-# added by a fixed pairwise tree; per-row sums (layer norm) use 8 fixed
+# added by a fixed pairwise tree; per-row sums (layer norm) use 16 fixed
 # interleaved lanes. Nothing depends on the number of threads, so results are
 # bitwise identical for any thread count. float32 inputs are widened to
 # float64 for every reduction and per-element formula and rounded once.
@@ -570,7 +570,7 @@ def layer_norm_forward(x, gamma, beta, *, eps=1e-5, out=None):
     :func:`layer_norm_backward`.
 
     gamma, beta: (C,) or None (1 and 0). Each row's statistics are computed by
-    one thread, two-pass (mean, then squared deviations) in float64 with 8
+    one thread, two-pass (mean, then squared deviations) in float64 with 16
     fixed interleaved accumulators: deterministic for any thread count. y has
     the dtype of x, gamma and beta; ``out`` optionally receives it. C must be
     >= 1; N == 0 gives an empty result. The cache keeps a reference to x (a

@@ -36,7 +36,7 @@ extern "C" {
 /* Rows per reduction block (fixes the summation order of column sums). */
 #define FM_NORM_BLOCK_ROWS 64
 /* Interleaved accumulators of a row sum (fixes its summation order). */
-#define FM_NORM_LANES 8
+#define FM_NORM_LANES 16
 
 /* FM_ARCH_AUTO -> the best usable architecture; an explicit one if usable;
  * -1 if not usable. */

@@ -34,7 +34,7 @@
 
 /* Sum of x[j] (or of (x[j] - mu)^2 when sq) over a row, in float64 with
  * FM_NORM_LANES interleaved accumulators: lane l sums j = l (mod LANES);
- * the lanes are added pairwise ((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7)). The
+ * the lanes are added by a pairwise tree ((a0+a1)+(a2+a3))+... The
  * interleaving also cuts the rounding error by ~LANES and breaks the
  * add-latency chain. */
 static inline double FM_FN(fm_norm_rowsum)(int64_t n, const FM_T *x, double mu, int sq) {
