@@ -29,7 +29,7 @@ def _restore(saved):
             layer.running_var[...] = running[1]
 
 
-def check_gradients(model, loss, X, y, eps=1e-6, *, check_input=True, floor=1e-6,
+def check_gradients(model, loss, X, y, eps=1e-6, *, check_input=True, floor=1e-5,
                     return_details=False):
     """Max relative error of the model's backward gradients against central
     finite differences ``(f(p + eps) - f(p - eps)) / (2 eps)``, in float64.
@@ -223,7 +223,7 @@ def fit(model, X, y, *, loss, optimizer="sgd", learning_rate=0.01, momentum=0.9,
                     bar.update(1)
                     if k % 10 == 0 or k == n_batches - 1:
                         bar.set_postfix(epoch=epoch + 1, loss=f"{total / count:.4g}",
-                                        refresh=False)
+                                        refresh=k == n_batches - 1)
             logs = {"loss": total / count, "lr": float(opt.lr)}
             if validation_data is not None:
                 pv = model.forward(Xv, training=False)
