@@ -43,11 +43,11 @@ without it asv builds each commit into its own virtualenv under .asv/env.
 Results go to .asv/results.
 """
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 import fastmlp
 
 from .common import (
+    ThreadsMixin,
     DTYPES,
     IMPLS,
     MLP_SHAPES,
@@ -64,34 +64,7 @@ from .common import (
 _MATMUL = {"fastmlp": fastmlp.matmul, "numpy": np.matmul}
 
 
-class _ThreadsMixin:
-    """Limit both fastmlp and NumPy's BLAS to `n` threads (setup) and restore (teardown)."""
-
-    def _limit_threads(self, n):
-        self._prev_fastmlp_threads = fastmlp.get_num_threads()
-        fastmlp.set_num_threads(n)
-        # The constructor applies the limit (as entering the `with` block
-        # does); restore_original_limits() in teardown is its __exit__.
-        self._blas_limits = threadpool_limits(limits=n, user_api="blas")
-        got = fastmlp.get_num_threads()
-        if got != n:
-            # e.g. a build with FASTMLP_NO_OPENMP=1: asv reports "skipped".
-            self._restore_threads()
-            raise NotImplementedError(f"fastmlp runs {got} thread(s) here, not {n} "
-                                      f"(built without OpenMP?)")
-
-    def _restore_threads(self):
-        limits = getattr(self, "_blas_limits", None)
-        if limits is not None:
-            limits.restore_original_limits()
-            self._blas_limits = None
-        prev = getattr(self, "_prev_fastmlp_threads", None)
-        if prev is not None:
-            fastmlp.set_num_threads(prev)
-            self._prev_fastmlp_threads = None
-
-
-class _GemmBench(_ThreadsMixin):
+class _GemmBench(ThreadsMixin):
     """fastmlp and NumPy side by side: impl x dtype x shape x threads."""
 
     param_names = ["impl", "dtype", "shape", "threads"]
@@ -106,7 +79,7 @@ class _GemmBench(_ThreadsMixin):
         self.a, self.b, (self.out,) = operands(shape, dtype)
         self.matmul = _MATMUL[impl]
         self.flops = gemm_flops(shape)
-        self._limit_threads(threads)
+        self._limit_threads(threads, blas=True)
 
     def teardown(self, impl, dtype, shape, threads):
         self._restore_threads()
@@ -125,7 +98,7 @@ class _GemmBench(_ThreadsMixin):
     track_gflops.unit = "GFLOP/s"
 
 
-class _RatioBench(_ThreadsMixin):
+class _RatioBench(ThreadsMixin):
     """fastmlp speed / NumPy speed per dtype x shape x threads."""
 
     param_names = ["dtype", "shape", "threads"]
@@ -133,7 +106,7 @@ class _RatioBench(_ThreadsMixin):
 
     def setup(self, dtype, shape, threads):
         self.a, self.b, (self.out_fastmlp, self.out_numpy) = operands(shape, dtype, n_out=2)
-        self._limit_threads(threads)
+        self._limit_threads(threads, blas=True)
 
     def teardown(self, dtype, shape, threads):
         self._restore_threads()

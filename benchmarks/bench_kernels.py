@@ -32,35 +32,15 @@ bench_gemm.py for the rest of the asv workflow).
 """
 import numpy as np
 
-import fastmlp
 from fastmlp import ops
 
-from .common import IMPLS, THREADS, wall_time
+from .common import IMPLS, THREADS, wall_time, ThreadsMixin
 
 ACT_SIZE = 10_000_000
 XENT_ROWS, XENT_COLS = 4096, 1000
 ACT_NAMES = ("relu", "sigmoid", "tanh")
 #: Best-of-N for the track_* benchmarks (the kernels take milliseconds).
 ACT_TRACK_REPEATS = 20
-
-
-class _ActThreads:
-    """fastmlp limited to `n` threads (setup) and restored (teardown)."""
-
-    def _limit_threads(self, n):
-        self._prev_threads = fastmlp.get_num_threads()
-        fastmlp.set_num_threads(n)
-        got = fastmlp.get_num_threads()
-        if got != n:
-            self._restore_threads()
-            raise NotImplementedError(f"fastmlp runs {got} thread(s) here, not {n} "
-                                      f"(built without OpenMP?)")
-
-    def _restore_threads(self):
-        prev = getattr(self, "_prev_threads", None)
-        if prev is not None:
-            fastmlp.set_num_threads(prev)
-            self._prev_threads = None
 
 
 # ---------------------------------------------------------------- the kernels, both ways
@@ -147,7 +127,7 @@ def _ratio(case, repeats=ACT_TRACK_REPEATS):
     return t_n / t_f
 
 
-class _Bench(_ActThreads):
+class _Bench(ThreadsMixin):
     """fastmlp and NumPy side by side: impl x ... x threads."""
 
     number = 1
@@ -182,7 +162,7 @@ class Activation(_Bench):
     track_gbytes_per_s.unit = "GB/s"
 
 
-class ActivationRatio(_ActThreads):
+class ActivationRatio(ThreadsMixin):
     params = [ACT_NAMES, THREADS]
     param_names = ["activation", "threads"]
     timeout = 300
@@ -218,7 +198,7 @@ class ActivationBackward(_Bench):
     track_gbytes_per_s.unit = "GB/s"
 
 
-class ActivationBackwardRatio(_ActThreads):
+class ActivationBackwardRatio(ThreadsMixin):
     params = [("relu",), THREADS]
     param_names = ["activation", "threads"]
     timeout = 300
@@ -247,7 +227,7 @@ class SoftmaxCrossEntropy(_Bench):
         self.call()
 
 
-class SoftmaxCrossEntropyRatio(_ActThreads):
+class SoftmaxCrossEntropyRatio(ThreadsMixin):
     params = [THREADS]
     param_names = ["threads"]
     timeout = 300

@@ -26,10 +26,9 @@ Run: ``asv run --python=same --bench "BiasGrad|Dropout|BatchNorm|LayerNorm"``
 """
 import numpy as np
 
-import fastmlp
 from fastmlp import ops
 
-from .common import IMPLS, THREADS, wall_time
+from .common import IMPLS, THREADS, wall_time, ThreadsMixin
 
 ROWS, COLS = 4096, 1000
 DROPOUT_SIZE = 10_000_000
@@ -38,25 +37,6 @@ EPS = 1e-5
 MOMENTUM = 0.1
 #: Best-of-N for the ratios (the kernels take milliseconds: many repeats are cheap).
 TRACK_REPEATS = 15
-
-
-class _Threads:
-    """fastmlp limited to `n` threads (setup) and restored (teardown)."""
-
-    def _limit_threads(self, n):
-        self._prev_threads = fastmlp.get_num_threads()
-        fastmlp.set_num_threads(n)
-        got = fastmlp.get_num_threads()
-        if got != n:
-            self._restore_threads()
-            raise NotImplementedError(f"fastmlp runs {got} thread(s) here, not {n} "
-                                      f"(built without OpenMP?)")
-
-    def _restore_threads(self):
-        prev = getattr(self, "_prev_threads", None)
-        if prev is not None:
-            fastmlp.set_num_threads(prev)
-            self._prev_threads = None
 
 
 # ---------------------------------------------------------------- the kernels, both ways
@@ -180,7 +160,7 @@ def _case(name):
 
 # ---------------------------------------------------------------- asv classes
 
-class _TimeBench(_Threads):
+class _TimeBench(ThreadsMixin):
     param_names = ["impl", "threads"]
     params = [IMPLS, THREADS]
     number = 1
@@ -197,7 +177,7 @@ class _TimeBench(_Threads):
         self._restore_threads()
 
 
-class _RatioBench(_Threads):
+class _RatioBench(ThreadsMixin):
     param_names = ["threads"]
     params = [THREADS]
     timeout = 300

@@ -49,10 +49,9 @@ import math
 
 import numpy as np
 
-import fastmlp
 from fastmlp import ops
 
-from .common import DTYPES, IMPLS, THREADS, TRACK_REPEATS, wall_time
+from .common import DTYPES, IMPLS, THREADS, TRACK_REPEATS, wall_time, ThreadsMixin
 
 N_PARAMS = 10_000_000
 METHODS = ("adam", "momentum")
@@ -118,24 +117,7 @@ def _step_fn(impl, method, bufs):
     return lambda: numpy_momentum(p, g, s0, tmp)
 
 
-class _ThreadsMixin:
-    def _limit_threads(self, n):
-        self._prev_threads = fastmlp.get_num_threads()
-        fastmlp.set_num_threads(n)
-        got = fastmlp.get_num_threads()
-        if got != n:
-            self._restore_threads()
-            raise NotImplementedError(f"fastmlp runs {got} thread(s) here, not {n} "
-                                      f"(built without OpenMP?)")
-
-    def _restore_threads(self):
-        prev = getattr(self, "_prev_threads", None)
-        if prev is not None:
-            fastmlp.set_num_threads(prev)
-            self._prev_threads = None
-
-
-class OptimStep(_ThreadsMixin):
+class OptimStep(ThreadsMixin):
     """One optimizer step, fastmlp and NumPy side by side."""
 
     param_names = ["impl", "method", "dtype", "threads"]
@@ -157,7 +139,7 @@ class OptimStep(_ThreadsMixin):
         self.step()
 
 
-class OptimStepRatio(_ThreadsMixin):
+class OptimStepRatio(ThreadsMixin):
     """fastmlp speed / NumPy speed, and fastmlp's memory throughput."""
 
     param_names = ["method", "dtype", "threads"]

@@ -97,3 +97,37 @@ def check_close(result, expected, k, what):
     scale = float(np.max(np.abs(expected))) or 1.0
     if not err <= 10 * k * eps * scale:
         raise AssertionError(f"{what}: max abs error {err:.3g} vs max |result| {scale:.3g}")
+
+
+class ThreadsMixin:
+    """Limit fastmlp (and, with ``blas=True``, NumPy's BLAS through
+    threadpoolctl) to `n` threads in setup; restore in teardown. A fastmlp
+    that cannot run `n` threads (e.g. built with FASTMLP_NO_OPENMP=1) makes
+    setup raise NotImplementedError, which asv reports as skipped."""
+
+    def _limit_threads(self, n, blas=False):
+        import fastmlp
+        from threadpoolctl import threadpool_limits
+
+        self._prev_fastmlp_threads = fastmlp.get_num_threads()
+        fastmlp.set_num_threads(n)
+        # The constructor applies the limit (as entering the `with` block
+        # does); restore_original_limits() in teardown is its __exit__.
+        self._blas_limits = threadpool_limits(limits=n, user_api="blas") if blas else None
+        got = fastmlp.get_num_threads()
+        if got != n:
+            self._restore_threads()
+            raise NotImplementedError(f"fastmlp runs {got} thread(s) here, not {n} "
+                                      f"(built without OpenMP?)")
+
+    def _restore_threads(self):
+        import fastmlp
+
+        limits = getattr(self, "_blas_limits", None)
+        if limits is not None:
+            limits.restore_original_limits()
+            self._blas_limits = None
+        prev = getattr(self, "_prev_fastmlp_threads", None)
+        if prev is not None:
+            fastmlp.set_num_threads(prev)
+            self._prev_fastmlp_threads = None
