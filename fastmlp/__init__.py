@@ -12,6 +12,8 @@ from fastmlp._io import load, save
 from fastmlp import nn
 
 __all__ = [
+    "MLPClassifier",
+    "MLPRegressor",
     "Perceptron",
     "__version__",
     "get_config",
@@ -20,16 +22,22 @@ __all__ = [
     "matmul",
     "nn",
     "ops",
+    "patch_sklearn",
     "save",
     "set_num_threads",
     "show_config",
+    "sklearn_is_patched",
     "threads",
+    "unpatch_sklearn",
 ]
 
 # Estimators built on scikit-learn's base classes are imported on first use
 # (``fastmlp.Perceptron``, ``from fastmlp import Perceptron``), so that
 # ``import fastmlp`` does not pay for importing scikit-learn.
-_LAZY = {"Perceptron": "fastmlp.perceptron"}
+_LAZY = {"Perceptron": "fastmlp.perceptron",
+         "MLPClassifier": "fastmlp.sklearn", "MLPRegressor": "fastmlp.sklearn",
+         "patch_sklearn": "fastmlp.sklearn", "unpatch_sklearn": "fastmlp.sklearn",
+         "sklearn_is_patched": "fastmlp.sklearn"}
 
 
 def __getattr__(name):

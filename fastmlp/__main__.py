@@ -6,7 +6,7 @@ import sys
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastmlp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p_demo = sub.add_parser("demo", help="train a classifier on scikit-learn's digits")
+    p_demo = sub.add_parser("demo", help="train fastmlp.MLPClassifier on scikit-learn's digits and compare with scikit-learn")
     p_demo.add_argument("--epochs", type=int, default=60)
     p_demo.add_argument("--seed", type=int, default=0)
     sub.add_parser("info", help="show build and run-time configuration")

@@ -69,7 +69,8 @@ _NAMES = {}         # class -> registered name
 # fastmlp's own savable classes whose modules are imported only when needed
 # (they import scikit-learn): name -> module that registers it. `load` imports
 # a module from this fixed table only, never one named by a file.
-_PROVIDERS = {"Perceptron": "fastmlp.perceptron"}
+_PROVIDERS = {"Perceptron": "fastmlp.perceptron", "MLPClassifier": "fastmlp.sklearn",
+              "MLPRegressor": "fastmlp.sklearn"}
 
 
 def register(name):

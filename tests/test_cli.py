@@ -24,6 +24,10 @@ def test_demo_trains_an_accurate_classifier(tmp_path):
     assert 0.9 <= acc <= 1.0, r.stdout
     assert re.search(r"trained 30 epochs", r.stdout)
     assert _gemm.gemm_info(False)["name"] in r.stdout
+    assert "MLPClassifier" in r.stdout
+    assert re.search(r"speed-up over scikit-learn: \d+(\.\d+)?x", r.stdout), r.stdout
+    sk = re.search(r"scikit-learn MLPClassifier: .* test accuracy (\d+(?:\.\d+)?)", r.stdout)
+    assert sk and abs(float(sk.group(1)) - acc) < 0.02, r.stdout   # same model, same data
 
 
 def test_demo_rejects_bad_epochs(tmp_path):
