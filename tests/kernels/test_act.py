@@ -847,4 +847,18 @@ def test_property_elementwise_losses(data, shape, name, single):
     x64, t64 = _f64(x), _f64(t)
     mag = (np.abs(x64) + np.abs(t64) + 1) ** 2 + (np.exp(x64) if name == "poisson" else 0)
     assert abs(loss - lref) <= 1e-13 * mag.mean()
-    assert_close(grad, gref, dtype, ulps=4)
+    # Each gradient element is a difference of terms divided by N, e.g.
+    # (sigmoid(x) - t) / N: it may cancel, so bound its error by the terms'
+    # magnitude, not by its own (4 ulps of the terms; exact formulas differ
+    # between the kernel and the reference).
+    n = x64.size
+    if name == "binary_cross_entropy":
+        p = np.clip(x64, np.finfo(dtype).eps, 1 - np.finfo(dtype).eps)
+        terms = (t64 / p + (1 - t64) / (1 - p)) / n
+    else:
+        terms = (np.abs(x64) + np.abs(t64) + 1 + (np.exp(x64) if name == "poisson" else 0)) / n
+    eps = np.finfo(dtype).eps
+    g64, gr64 = _f64(grad), _f64(gref)
+    assert np.array_equal(np.isnan(g64), np.isnan(gr64))
+    assert np.all(np.abs(g64 - gr64) <= 4 * eps * np.maximum(np.abs(gr64), terms)
+                  + 4 * np.finfo(dtype).tiny)
