@@ -24,13 +24,19 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 GEMM_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "logistic", "tanh")
 
 
+def _to_ndarray(x, name, func):
+    """`x` as an ndarray; TypeError naming `func` and `name` if it cannot be one."""
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{func}: {name} cannot be converted to an array ({exc})") from None
+
+
 def _as_float_array(x, name, ndim, func):
     """`x` as an ndarray of float32/float64 with `ndim` dims and element-aligned strides."""
-    if not isinstance(x, np.ndarray):
-        try:
-            x = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{func}: {name} cannot be converted to an array ({exc})") from None
+    x = _to_ndarray(x, name, func)
     if x.dtype not in _FLOAT_DTYPES:
         raise TypeError(
             f"{func}: {name} has dtype {x.dtype}; fastmlp kernels take float32 or float64 "
@@ -559,21 +565,13 @@ __all__ += ["ACTIVATIONS", "activation", "activation_backward", "softmax", "log_
 
 def _as_float_nd(x, name, func):
     """`x` as a float32/float64 ndarray of any ndim (see `_as_float_array`)."""
-    if not isinstance(x, np.ndarray):
-        try:
-            x = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{func}: {name} cannot be converted to an array ({exc})") from None
+    x = _to_ndarray(x, name, func)
     return _as_float_array(x, name, x.ndim, func)
 
 
 def _as_real_array(x, name, func):
     """`x` as an ndarray of booleans, integers or floats (targets, weights)."""
-    if not isinstance(x, np.ndarray):
-        try:
-            x = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{func}: {name} cannot be converted to an array ({exc})") from None
+    x = _to_ndarray(x, name, func)
     if x.dtype.kind not in "biuf":
         raise TypeError(f"{func}: {name} has dtype {x.dtype}; expected real numbers")
     return x
@@ -1032,22 +1030,6 @@ def linear_backward(x, w, grad_y, *, need_grad_x=True, grad_x_out=None, grad_w_o
     return tuple(results)
 
 
-def _nm_as_float_nd(x, name, func):
-    """`x` as a float32/float64 ndarray of any shape with element-aligned strides."""
-    if not isinstance(x, np.ndarray):
-        try:
-            x = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{func}: {name} cannot be converted to an array ({exc})") from None
-    if x.dtype not in _FLOAT_DTYPES:
-        raise TypeError(
-            f"{func}: {name} has dtype {x.dtype}; fastmlp kernels take float32 or float64 "
-            f"(convert with {name}.astype(np.float32) or .astype(np.float64))")
-    if not x.flags.aligned or any(s % x.itemsize for s in x.strides):
-        x = np.array(x, copy=True, order="C")
-    return x
-
-
 def _nm_dropout(x, p, seed, out, func, name):
     p = _real(p, "p", func)
     if not 0.0 <= p < 1.0:
@@ -1058,7 +1040,7 @@ def _nm_dropout(x, p, seed, out, func, name):
     seed = int(seed)
     if not 0 <= seed < 1 << 64:
         raise ValueError(f"{func}: seed must be in [0, 2**64), got {seed}")
-    x = _nm_as_float_nd(x, name, func)
+    x = _as_float_nd(x, name, func)
     dtype = x.dtype
     if out is None:
         out_given = None
