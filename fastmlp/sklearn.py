@@ -92,6 +92,27 @@ _BACKPROP_HAS_SW = "sample_weight" in inspect.signature(_SkMLPClassifier._backpr
 _VAL_CHUNK = 4096      # rows per chunk when scoring the validation set
 
 
+def _sklearn_api_ok():
+    """True when the installed scikit-learn has the private MLP API this module
+    builds on (checked once; patch_sklearn keeps scikit-learn's classes if not)."""
+    try:
+        for cls in (_SkMLPClassifier, _SkMLPRegressor):
+            for name in ("_initialize", "_init_coef", "_fit_lbfgs", "_validate_input",
+                         "_backprop", "_forward_pass_fast", "_loss_grad_lbfgs"):
+                if not callable(getattr(cls, name, None)):
+                    return False
+            params = list(inspect.signature(cls._fit_lbfgs).parameters)
+            if params[1:] != ["X", "y", "sample_weight", "activations", "deltas", "coef_grads",
+                              "intercept_grads", "layer_units"]:
+                return False
+        return True
+    except (TypeError, ValueError):      # pragma: no cover
+        return False
+
+
+_SK_API_OK = _sklearn_api_ok()
+
+
 def _hidden_forward(x, w, b, activation):
     """act(x @ w + b) with the activation fused into the GEMM (dense x), or
     scipy.sparse product then fastmlp's element-wise activation (sparse x)."""
@@ -866,7 +887,14 @@ _PATCHED = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
 def patch_sklearn():
     """After this, ``from sklearn.neural_network import MLPClassifier, MLPRegressor``
     gives fastmlp's estimators (objects created before keep their class)."""
+    import sklearn
     import sklearn.neural_network as nn_mod
+    if not _SK_API_OK:
+        logger.warning("fastmlp: the installed scikit-learn %s has a different private MLP API "
+                       "than fastmlp supports; keeping scikit-learn's own MLPClassifier and "
+                       "MLPRegressor (fastmlp.MLPClassifier still needs a supported version)",
+                       sklearn.__version__)
+        return
     for name, cls in _PATCHED.items():
         setattr(nn_mod, name, cls)
     logger.info("fastmlp: scikit-learn's MLPClassifier and MLPRegressor now use fastmlp")

@@ -221,6 +221,21 @@ def test_patch_sklearn(caplog):
     assert C is SK_CLF
 
 
+def test_patch_sklearn_falls_back_on_unsupported_sklearn(caplog, monkeypatch):
+    import fastmlp.sklearn as fs
+    monkeypatch.setattr(fs, "_SK_API_OK", False)
+    with caplog.at_level(logging.INFO, logger="fastmlp"):
+        fastmlp.patch_sklearn()
+    try:
+        assert not fastmlp.sklearn_is_patched()
+        from sklearn.neural_network import MLPClassifier as C
+        assert C is SK_CLF
+        assert "keeping scikit-learn's own" in caplog.text
+    finally:
+        fastmlp.unpatch_sklearn()
+    assert fs._sklearn_api_ok()      # the installed scikit-learn is supported
+
+
 def test_pipeline_clone_cv_gridsearch(digits):
     Xtr, Xte, ytr, yte = digits
     pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(16,), max_iter=30,
