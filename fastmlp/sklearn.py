@@ -417,7 +417,7 @@ class _FastMLPMixin:
                         xb = X[rows]
                     else:
                         xb = eng.input_buffer(m)
-                        np.take(X, rows, axis=0, out=xb)
+                        np.take(X, rows, axis=0, out=xb, mode="clip")   # unbuffered; rows are valid
                     if sw is None:
                         swb, sw_sum = None, float(m)
                     else:
@@ -429,7 +429,7 @@ class _FastMLPMixin:
                     # -- loss and output gradient, scikit-learn's definitions
                     if softmax:
                         lb = lab_buf[:m]
-                        np.take(labels, rows, out=lb)
+                        np.take(labels, rows, out=lb, mode="clip")
                         loss = _act_core.softmax_xent(z, lb, None, swb, sw_sum, delta, nt)
                     else:
                         out = apply_output_activation(z, self.out_activation_, nt)
@@ -836,7 +836,8 @@ class MLPClassifier(_FastMLPMixin, _SkMLPClassifier):
         return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
 
     def predict(self, X):
-        check_is_fitted(self)
+        if not hasattr(self, "coefs_"):
+            check_is_fitted(self)       # raises NotFittedError
         y = self._forward_pass_fast(X)
         lb = self._label_binarizer
         if self.n_outputs_ == 1:

@@ -89,31 +89,47 @@ class DenseMLP:
             raise MemoryError(f"DenseMLP: {total} parameters do not fit in memory")
         self.params = np.zeros(total, dtype)
         self.grads = np.zeros(total, dtype)
-        off = 0
-        self.coefs, self.coef_grads = [], []
-        for i in range(L):
-            s = (units[i], units[i + 1])
-            self.coefs.append(self.params[off:off + w_sizes[i]].reshape(s))
-            self.coef_grads.append(self.grads[off:off + w_sizes[i]].reshape(s))
-            off += w_sizes[i]
-        self.intercepts, self.intercept_grads = [], []
-        for i in range(L):
-            n = units[i + 1]
-            self.intercepts.append(self.params[off:off + n])
-            self.intercept_grads.append(self.grads[off:off + n])
-            off += n
-        self.bn_gamma, self.bn_beta, self.bn_gamma_grads, self.bn_beta_grads = [], [], [], []
-        for lst, glst, fill in ((self.bn_gamma, self.bn_gamma_grads, 1.0),
-                                (self.bn_beta, self.bn_beta_grads, 0.0)):
-            for n in hidden:
-                lst.append(self.params[off:off + n])
-                lst[-1][...] = fill
-                glst.append(self.grads[off:off + n])
-                off += n
+        self._make_views()
+        for g in self.bn_gamma:
+            g[...] = 1.0
         self.bn_running_mean = [np.zeros(n, np.float64) for n in hidden]
         self.bn_running_var = [np.ones(n, np.float64) for n in hidden]
         self._bufs = {}
         self._rows = 0
+
+    _VIEWS = ("coefs", "coef_grads", "intercepts", "intercept_grads", "bn_gamma", "bn_beta",
+              "bn_gamma_grads", "bn_beta_grads")
+
+    def _make_views(self):
+        """coefs / intercepts / batch-norm parameters (and their gradients) as
+        views into the flat buffers, in the layout of the module docstring."""
+        units, L = self.units, self.n_layers
+        hidden = units[1:-1] if self.batch_norm else []
+        shapes = ([("coefs", "coef_grads", (units[i], units[i + 1])) for i in range(L)]
+                  + [("intercepts", "intercept_grads", (units[i + 1],)) for i in range(L)]
+                  + [("bn_gamma", "bn_gamma_grads", (n,)) for n in hidden]
+                  + [("bn_beta", "bn_beta_grads", (n,)) for n in hidden])
+        for name in self._VIEWS:
+            setattr(self, name, [])
+        off = 0
+        for pname, gname, shape in shapes:
+            size = int(np.prod(shape))
+            getattr(self, pname).append(self.params[off:off + size].reshape(shape))
+            getattr(self, gname).append(self.grads[off:off + size].reshape(shape))
+            off += size
+        assert off == self.params.shape[0]
+
+    def __getstate__(self):
+        # views are rebuilt on unpickling (pickle would store them as copies);
+        # per-batch work buffers are scratch and not pickled
+        drop = set(self._VIEWS) | {"_bufs", "_X", "_bn_cache"}
+        state = {k: v for k, v in self.__dict__.items() if k not in drop}
+        state["_bufs"], state["_rows"] = {}, 0
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._make_views()
 
     # ------------------------------------------------------------ parameters
     def set_parameters(self, coefs, intercepts):

@@ -219,3 +219,20 @@ def test_bad_extra_parameters(digits, bad, match):
     Xtr, _, ytr, _ = digits
     with pytest.raises(ValueError, match=match):
         MLPClassifier(max_iter=2, **bad).fit(Xtr[:50], ytr[:50])
+
+
+def test_pickle_keeps_engine_views_and_training_continues(digits):
+    import pickle
+    Xtr, Xte, ytr, _ = digits
+    est = _fit(MLPClassifier(hidden_layer_sizes=(16,), batch_norm=True, max_iter=3,
+                             random_state=0), Xtr, ytr)
+    back = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(back.predict_proba(Xte), est.predict_proba(Xte))
+    eng = back._fm_engine
+    assert np.shares_memory(eng.coefs[0], eng.params)
+    assert est._fm_engine._rows > 0                        # the fitted engine has work buffers
+    assert pickle.loads(pickle.dumps(est._fm_engine))._bufs == {}   # which are not pickled
+    # both continue identically
+    est.partial_fit(Xtr, ytr)
+    back.partial_fit(Xtr, ytr)
+    np.testing.assert_array_equal(back.predict_proba(Xte), est.predict_proba(Xte))
