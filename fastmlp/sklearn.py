@@ -234,6 +234,8 @@ class _FastMLPMixin:
                 self.best_validation_score_ = None
         self._fm_engine = None
         self._fm_bind(layer_units, dtype)
+        # scikit-learn's _best_coefs: the initial weights until validation improves
+        self._fm_best = self._fm_engine.snapshot() if self.early_stopping else None
 
     def _fm_bind(self, layer_units, dtype):
         """The DenseMLP holding coefs_/intercepts_ as views (rebuilt, keeping the
@@ -428,8 +430,11 @@ class _FastMLPMixin:
                     delta = eng.delta_buffer(m)
                     # -- loss and output gradient, scikit-learn's definitions
                     if softmax:
-                        lb = lab_buf[:m]
-                        np.take(labels, rows, out=lb, mode="clip")
+                        if isinstance(rows, slice):
+                            lb = labels[rows]
+                        else:
+                            lb = lab_buf[:m]
+                            np.take(labels, rows, out=lb, mode="clip")
                         loss = _act_core.softmax_xent(z, lb, None, swb, sw_sum, delta, nt)
                     else:
                         out = apply_output_activation(z, self.out_activation_, nt)
@@ -487,9 +492,10 @@ class _FastMLPMixin:
                                   ConvergenceWarning)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
-        if early_stopping and getattr(self, "_fm_best", None) is not None:
-            eng.restore(self._fm_best)      # best weights, in place (views stay valid)
-            self._fm_best = None
+        best = getattr(self, "_fm_best", None)
+        if early_stopping and best is not None and len(best) == len(eng.state_arrays()) and \
+                all(a.shape == b.shape for a, b in zip(best, eng.state_arrays())):
+            eng.restore(best)      # best weights, in place (the coefs_ views stay valid)
 
     def _fm_is_classifier(self):
         return hasattr(self, "_label_binarizer")
