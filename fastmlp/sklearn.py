@@ -71,6 +71,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from fastmlp import _io, ops
 from fastmlp._core import _act as _act_core
 from fastmlp._core import _gemm, _optim
+from fastmlp._core import _mlp as _mlp_core
 from fastmlp._threads import get_num_threads, threads as _threads_ctx
 from fastmlp.nn.mlp import DenseMLP, FlatOptimizer, apply_output_activation
 
@@ -622,26 +623,25 @@ class _FastMLPMixin:
         return self._forward_pass(activations)[-1]
 
     def _fm_fast_forward(self, X):
-        """The forward pass straight on the GEMM core, for dense float input whose
-        dtype matches consistent float32/float64 parameters; None otherwise."""
-        dt = X.dtype
+        """The forward pass straight on the GEMM core (one call for the whole
+        network), for dense float input whose dtype matches consistent
+        parameters; None otherwise (the caller then takes the general path).
+        The parameters are checked on every call: predict must not change the
+        estimator's __dict__ (scikit-learn's check_dict_unchanged)."""
         coefs, inter = self.coefs_, self.intercepts_
-        prev = X.shape[1]
+        dt, prev = X.dtype, X.shape[1]
         for c, b in zip(coefs, inter):
             if (type(c) is not np.ndarray or type(b) is not np.ndarray or c.dtype != dt
                     or b.dtype != dt or c.ndim != 2 or c.shape[0] != prev
-                    or b.shape != (c.shape[1],)):
+                    or b.shape != (c.shape[1],) or not b.flags.c_contiguous):
                 return None
             prev = c.shape[1]
         nt = get_num_threads()
-        act = _GEMM_ACT[self.activation]
-        a = X
-        last = len(coefs) - 1
-        for i, (c, b) in enumerate(zip(coefs, inter)):
-            h = np.empty((a.shape[0], c.shape[1]), dt)
-            _gemm.gemm(a, c, h, 1.0, 0.0, b, 0 if i == last else act, _LEAKY_SLOPE, nt)
-            a = h
-        return apply_output_activation(a, self.out_activation_, nt)
+        out, done = _mlp_core.forward(X, coefs, inter, _GEMM_ACT[self.activation], _LEAKY_SLOPE,
+                                      self.out_activation_ == "softmax", nt)
+        if done:
+            return out
+        return apply_output_activation(out, self.out_activation_, nt)
 
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
