@@ -36,9 +36,11 @@ void *fm_workspace_get(size_t bytes, int *owned);
 void fm_workspace_release(void *p, int owned);
 
 /* Below this many multiply-adds per thread a GEMM uses fewer threads: the
- * cost of waking a thread (a few microseconds) must stay small against the
- * work it gets. Depends only on the problem size, never on the thread count
- * requested, and does not affect results (see gemm_impl.h). */
-#define FM_GEMM_MIN_MACS_PER_THREAD ((int64_t)1 << 18)
+ * cost of waking a thread (a few microseconds on an idle machine, a scheduler
+ * time slice -- milliseconds -- when another process holds the other core)
+ * must stay small against the work it gets: 2^20 MACs are ~25 us of one
+ * core's FMA peak. Depends only on the problem size, never on the thread
+ * count requested, and does not affect results (see gemm_impl.h). */
+#define FM_GEMM_MIN_MACS_PER_THREAD ((int64_t)1 << 20)
 
 #endif
