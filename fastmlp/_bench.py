@@ -367,7 +367,7 @@ def run_bench(threads=(1,), quick=False, samples=None, repeats=None, dtype="floa
         if r["seconds"] is None:
             out(f"{r['impl']:<14} {r['threads']:>7} {'not installed':>9}")
             continue
-        out(f"{r['impl']:<14} {r['threads']:>7} {r['seconds']:>9.3f} {r['samples_per_s']:>10.0f} "
+        out(f"{r['impl']:<14} {r['threads']:>7} {r['seconds']:>9.4g} {r['samples_per_s']:>10.0f} "
             f"{r['gflops']:>8.2f} {r['peak_percent']:>7.1f} {r['vs_numpy']:>8.2f}x "
             f"{r['loss']:>8.4f}")
     out("")

@@ -107,7 +107,8 @@ class NumpyMLP:
 
     def predict(self, X):
         # argmax of the logits = argmax of the softmax: no exp needed
-        return self.classes_[np.argmax(self._logits(X), axis=1)]
+        idx = np.argmax(self._logits(X), axis=1)
+        return self.classes_[idx]
 
     def score(self, X, y):
         return float(np.mean(self.predict(X) == np.asarray(y)))
