@@ -6,22 +6,20 @@ batch 128). ``impl="numpy"`` is the NumPy counterpart: the same step (batch
 128, SGD momentum 0.9, lr 0.01) by the NumPy reference trainer
 (numpy_reference.NumpyMLP, one epoch over one batch, no shuffling).
 
-    asv run --python=same --quick --bench TrainStep
+    asv run --python=same --quick --bench TrainStep   # also TrainStepOverhead
     python benchmarks/bench_nn.py          # prints the side-by-side table
 """
-import os
 import time
 
 import numpy as np
 
-import fastmlp
 from fastmlp import nn, ops
 
 try:
-    from .common import ThreadsMixin
+    from .common import THREADS, ThreadsMixin
     from .numpy_reference import NumpyMLP
 except ImportError:      # run as a script: python benchmarks/bench_nn.py
-    from common import ThreadsMixin
+    from common import THREADS, ThreadsMixin
     from numpy_reference import NumpyMLP
 
 SIZES = (784, 256, 128, 10)
@@ -73,11 +71,8 @@ def _model(dtype=np.float32):
                          nn.Linear(128, 10, dtype=dtype, random_state=2))
 
 
-class TrainStep(ThreadsMixin):
-    params = (["nn", "kernels", "numpy"], sorted({1, os.cpu_count() or 1}))
-    param_names = ["impl", "threads"]
-
-    def setup(self, impl, threads):
+class _StepBench(ThreadsMixin):
+    def _build(self, threads):
         self._limit_threads(threads, blas=True)
         self.X, self.y = _data(128)
         self.model = _model()
@@ -90,14 +85,22 @@ class TrainStep(ThreadsMixin):
                             shuffle=False, random_state=0)
         self.ref.fit_epoch(self.X, self.y)
 
-    def teardown(self, impl, threads):
-        self._restore_threads()
-
     def _nn_step(self):
         out = self.model.forward(self.X, training=True)
         _, g = self.loss(out, self.y)
         self.model.backward(g, need_input_grad=False)
         self.opt.step(self.model.gradients())
+
+
+class TrainStep(_StepBench):
+    params = (["nn", "kernels", "numpy"], THREADS)
+    param_names = ["impl", "threads"]
+
+    def setup(self, impl, threads):
+        self._build(threads)
+
+    def teardown(self, impl, threads):
+        self._restore_threads()
 
     def time_step(self, impl, threads):
         if impl == "nn":
@@ -107,9 +110,20 @@ class TrainStep(ThreadsMixin):
         else:
             self.ref.fit_epoch(self.X, self.y)
 
-    def track_overhead_percent(self, impl, threads):
+
+class TrainStepOverhead(_StepBench):
+    params = (THREADS,)
+    param_names = ["threads"]
+    timeout = 300
+
+    def setup(self, threads):
+        self._build(threads)
+
+    def teardown(self, threads):
+        self._restore_threads()
+
+    def track_overhead_percent(self, threads):
         """(nn step time / kernels-only step time - 1) * 100, best of interleaved runs."""
-        self.setup(impl, threads)
         bn, bk = measure(self._nn_step, lambda: self.kstep(self.X, self.y))
         return (bn / bk - 1.0) * 100.0
 
@@ -129,7 +143,7 @@ def measure(f, g, rounds=15, reps=20):
 
 
 if __name__ == "__main__":
-    for threads in sorted({1, os.cpu_count()}):
+    for threads in THREADS:
         b = TrainStep()
         b.setup("nn", threads)
         bn, bk = measure(b._nn_step, lambda: b.kstep(b.X, b.y))
