@@ -1,50 +1,79 @@
 """scikit-learn drop-in: `MLPClassifier` and `MLPRegressor` on fastmlp's kernels.
 
 Design: the estimators SUBCLASS scikit-learn's own ``MLPClassifier`` /
-``MLPRegressor`` (and so ``sklearn.base.BaseEstimator`` with the classifier /
-regressor mixins, ``validate_data`` and ``_parameter_constraints``) and
-replace only the numerical core -- the forward pass (`_forward_pass`,
-`_forward_pass_fast`) and the backward pass (`_backprop`) -- with fastmlp's
-kernels: ``ops.linear`` (GEMM with the bias and the hidden activation fused
-into the micro-kernel's store), ``ops.linear_backward`` (both products on the
-GEMM engine, transposes read in place, deterministic bias sums),
-``ops.softmax`` / ``ops.activation`` for the output activation and
-``ops.activation_backward`` for relu / leaky_relu. Everything else -- input
-validation, label binarisation, weight initialisation (``_init_coef``:
-uniform in +-sqrt(6 / (fan_in + fan_out)), factor 2 for logistic), the
-SGD/Adam optimizers, learning-rate schedules, early stopping,
-``n_iter_no_change``/``tol``, ConvergenceWarning, ``partial_fit``,
-``warm_start``, lbfgs through ``scipy.optimize.minimize(method="L-BFGS-B")``
-(fed by the fused loss+gradient below via ``_loss_grad_lbfgs``) -- is
-scikit-learn's own code, so parameters, defaults, fitted attributes and
-semantics are scikit-learn's by construction, and results agree with
-scikit-learn's up to floating-point rounding (same random draws, same
-batches, same updates).
+``MLPRegressor`` (so ``sklearn.base.BaseEstimator``, the classifier /
+regressor mixins, ``validate_data``, ``_parameter_constraints``, label
+binarisation, weight initialisation, ``partial_fit``/``warm_start``
+bookkeeping and lbfgs through ``scipy.optimize.minimize(method="L-BFGS-B")``
+are scikit-learn's code) and replace the numerical work:
 
-The loss is scikit-learn's (``LOSS_FUNCTIONS``: data loss + alpha / (2 sw_sum)
-* sum ||W||^2); the gradient is computed with the output delta pre-scaled by
-1 / sw_sum (sample weights folded in), which is algebraically the same as
-scikit-learn's division of every gradient by sw_sum but saves a pass per layer.
+* Stochastic solvers (sgd, adam, and the extra adagrad, adadelta, rmsprop,
+  adamax) run fastmlp's own epoch loop (`_FastMLPMixin._fm_fit_stochastic`)
+  on a `fastmlp.nn.mlp.DenseMLP`: ``coefs_`` and ``intercepts_`` are views
+  into one flat parameter buffer, each batch is gathered into a preallocated
+  buffer (no copy of X, not even for early stopping's split: batches are
+  gathered by index), the forward pass runs GEMMs with the bias and hidden
+  activation fused into the store, the softmax + log-loss and its gradient are
+  one fused kernel, and the optimizer update is one fused kernel over the flat
+  buffer (two: weights with the L2/L1 term, biases without). The loop
+  reproduces scikit-learn 1.9's `_fit_stochastic` step for step -- the same
+  random draws (train/validation split, per-epoch shuffle), batches, loss
+  values (``loss_``, ``loss_curve_``), learning-rate schedules (constant,
+  invscaling, adaptive), stopping rule (``tol``, ``n_iter_no_change``),
+  early stopping with best-weight restore, verbose messages and warnings --
+  so results agree with scikit-learn up to floating-point rounding. The loss
+  of the softmax output is computed from the logits with a log-sum-exp
+  (scikit-learn clips probabilities to [eps, 1 - eps] first; the values
+  differ only for probabilities within eps of 0 or 1).
+* lbfgs: scikit-learn's driver, fed by `_backprop` below (fastmlp kernels).
+* Prediction: a validated fast path (dense float input of the model's dtype
+  calls the GEMM core directly) and scikit-learn's validation otherwise.
 
-float32 input trains and predicts in float32 end to end (scikit-learn keeps
-the dtype; every fastmlp kernel runs in the input's dtype); float64 in float64.
-Sparse X is supported: the first layer's products then use scipy.sparse.
+Extras (defaults keep scikit-learn's behaviour): ``activation='leaky_relu'``
+(slope 0.01); solvers 'adagrad', 'adadelta', 'rmsprop' (decay ``rho``) and
+'adamax' (``beta_1``, ``beta_2``), all with ``learning_rate_init`` as their
+step size (Adadelta's paper uses 1.0) and ``epsilon``; ``dropout`` (inverted
+dropout on every hidden layer in training, masks from ``random_state``);
+``batch_norm`` (batch normalisation of every hidden pre-activation; running
+statistics for prediction; a batch of one sample uses the running statistics);
+``l1`` (penalty ``l1 * ||W||_1 / n_samples_in_batch``, the analogue of
+scikit-learn's ``alpha * ||W||^2 / (2 n)``); ``n_threads`` (threads for this
+estimator's fit and predict; None = fastmlp's setting); ``class_weight``
+(classifier: None, 'balanced' or {class: weight}, multiplied into
+sample_weight as in scikit-learn's linear models). dropout and batch_norm need
+a stochastic solver.
 
-Extra over scikit-learn: ``activation="leaky_relu"`` (negative slope 0.01).
+float32 input trains and predicts in float32 end to end; float64 in float64.
+Sparse X is supported (batches are densified; lbfgs uses scipy.sparse).
 """
+import contextlib
 import inspect
 import logging
+import numbers
+import time
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as _SkMLPClassifier
 from sklearn.neural_network import MLPRegressor as _SkMLPRegressor
 from sklearn.neural_network._base import LOSS_FUNCTIONS
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils import gen_batches, shuffle as _sk_shuffle
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.extmath import safe_sparse_dot
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastmlp import _io, ops
+from fastmlp._core import _act as _act_core
+from fastmlp._core import _gemm, _optim
+from fastmlp._core import _mlp as _mlp_core
+from fastmlp._threads import get_num_threads, threads as _threads_ctx
+from fastmlp.nn.mlp import DenseMLP, FlatOptimizer, apply_output_activation
 
 __all__ = ["MLPClassifier", "MLPRegressor", "patch_sklearn", "unpatch_sklearn",
            "sklearn_is_patched"]
@@ -53,8 +82,36 @@ logger = logging.getLogger("fastmlp")
 
 _HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
 _LEAKY_SLOPE = 0.01
-# scikit-learn >= 1.7 passes sample_weight to _backprop; older releases do not.
+_SK_SOLVERS = ("lbfgs", "sgd", "adam")
+_EXTRA_SOLVERS = ("adagrad", "adadelta", "rmsprop", "adamax")
+_STOCHASTIC = ("sgd", "adam") + _EXTRA_SOLVERS
+_GEMM_ACT = {"identity": 0, "logistic": _gemm.ACTIVATIONS["sigmoid"],
+             "tanh": _gemm.ACTIVATIONS["tanh"], "relu": _gemm.ACTIVATIONS["relu"],
+             "leaky_relu": _gemm.ACTIVATIONS["leaky_relu"]}
+# scikit-learn >= 1.7 passes sample_weight to _backprop and the loss functions.
 _BACKPROP_HAS_SW = "sample_weight" in inspect.signature(_SkMLPClassifier._backprop).parameters
+_VAL_CHUNK = 4096      # rows per chunk when scoring the validation set
+
+
+def _sklearn_api_ok():
+    """True when the installed scikit-learn has the private MLP API this module
+    builds on (checked once; patch_sklearn keeps scikit-learn's classes if not)."""
+    try:
+        for cls in (_SkMLPClassifier, _SkMLPRegressor):
+            for name in ("_initialize", "_init_coef", "_fit_lbfgs", "_validate_input",
+                         "_backprop", "_forward_pass_fast", "_loss_grad_lbfgs"):
+                if not callable(getattr(cls, name, None)):
+                    return False
+            params = list(inspect.signature(cls._fit_lbfgs).parameters)
+            if params[1:] != ["X", "y", "sample_weight", "activations", "deltas", "coef_grads",
+                              "intercept_grads", "layer_units"]:
+                return False
+        return True
+    except (TypeError, ValueError):      # pragma: no cover
+        return False
+
+
+_SK_API_OK = _sklearn_api_ok()
 
 
 def _hidden_forward(x, w, b, activation):
@@ -97,12 +154,388 @@ def _inplace_derivative(a, delta, activation):
         delta *= 1 - a
 
 
-class _FastMLPMixin:
-    """Forward/backward passes on fastmlp's kernels (see the module docstring)."""
+def _sk_loss(name, y, p, sw):
+    if _BACKPROP_HAS_SW:
+        return LOSS_FUNCTIONS[name](y, p, sw)
+    return LOSS_FUNCTIONS[name](y, p)      # pragma: no cover  (scikit-learn < 1.7)
 
+
+class _SGDSchedule:
+    """scikit-learn's SGDOptimizer learning-rate logic (constant, invscaling, adaptive)."""
+
+    def __init__(self, est):
+        self.lr_init = float(est.learning_rate_init)
+        self.lr = self.lr_init
+        self.schedule = est.learning_rate
+        self.power_t = est.power_t
+
+    def iteration_ends(self, t):
+        if self.schedule == "invscaling":
+            self.lr = self.lr_init / (t + 1) ** self.power_t
+
+    def trigger_stopping(self, msg, verbose):
+        if self.schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.lr <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.lr /= 5.0
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self.lr)
+        return False
+
+
+class _ConstSchedule:
+    """Adam and the extra solvers: constant step size, stop when triggered."""
+
+    def __init__(self, est):
+        self.lr = float(est.learning_rate_init)
+
+    def iteration_ends(self, t):
+        pass
+
+    def trigger_stopping(self, msg, verbose):
+        if verbose:
+            print(msg + " Stopping.")
+        return True
+
+
+class _FastMLPMixin:
+    """fastmlp's training loop, prediction and extras (see the module docstring)."""
+
+    # ---------------------------------------------------------------- helpers
     def _fm_act(self):
         return None if self.activation == "identity" else self.activation
 
+    def _fm_threads(self):
+        n = getattr(self, "n_threads", None)
+        return contextlib.nullcontext() if n is None else _threads_ctx(n)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC:
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 "%s is not stochastic." % self.solver)
+        return True
+
+    def _initialize(self, y, layer_units, dtype):
+        super()._initialize(y, layer_units, dtype)
+        if self.solver in _EXTRA_SOLVERS:     # scikit-learn only sets these for sgd/adam
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+        self._fm_engine = None
+        self._fm_bind(layer_units, dtype)
+        # scikit-learn's _best_coefs: the initial weights until validation improves
+        self._fm_best = self._fm_engine.snapshot() if self.early_stopping else None
+
+    def _fm_bind(self, layer_units, dtype):
+        """The DenseMLP holding coefs_/intercepts_ as views (rebuilt, keeping the
+        values, when the user or scikit-learn code replaced those arrays)."""
+        eng = getattr(self, "_fm_engine", None)
+        bn = bool(self.batch_norm)
+        if (eng is not None and eng.units == list(layer_units) and eng.dtype == dtype
+                and eng.batch_norm == bn and eng.holds(self.coefs_, self.intercepts_)):
+            eng.dropout = float(self.dropout)
+            return eng
+        new = DenseMLP(layer_units, self.activation, dtype, slope=_LEAKY_SLOPE,
+                       dropout=float(self.dropout), batch_norm=bn)
+        new.set_parameters(self.coefs_, self.intercepts_)
+        if eng is not None and new.same_layout(eng) and bn:
+            for dst, src in zip(new.bn_gamma + new.bn_beta + new.bn_running_mean
+                                + new.bn_running_var,
+                                eng.bn_gamma + eng.bn_beta + eng.bn_running_mean
+                                + eng.bn_running_var):
+                dst[...] = src
+        self.coefs_ = list(new.coefs)
+        self.intercepts_ = list(new.intercepts)
+        self._fm_engine = new
+        if not new.same_layout(eng):
+            self.__dict__.pop("_fm_opt", None)      # optimizer state of another layout
+        return new
+
+    # ---------------------------------------------------------------- fit
+    def _fm_sample_weight(self, y, sample_weight, incremental):
+        cw = getattr(self, "class_weight", None)
+        if cw is None:
+            return sample_weight
+        if incremental and cw == "balanced":
+            raise ValueError("class_weight='balanced' is not supported by partial_fit (the "
+                             "class frequencies of the whole data are unknown); pass a dict "
+                             "of weights computed on the whole data instead")
+        w = compute_sample_weight(cw, y)
+        if sample_weight is None:
+            return w
+        return np.asarray(sample_weight, dtype=np.float64) * w
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        with self._fm_threads():
+            return self._fm_fit(X, y, sample_weight, incremental)
+
+    def _fm_fit(self, X, y, sample_weight, incremental):
+        hidden = self.hidden_layer_sizes
+        if not hasattr(hidden, "__iter__"):
+            hidden = [hidden]
+        hidden = list(hidden)
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
+        if self.solver == "lbfgs" and (self.dropout > 0 or self.batch_norm):
+            raise ValueError("dropout and batch_norm need a stochastic solver (sgd, adam, "
+                             "adagrad, adadelta, rmsprop or adamax), not lbfgs")
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        n_samples, n_features = X.shape
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        self.n_outputs_ = y.shape[1]
+        layer_units = [n_features] + hidden + [self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype)
+        if self.solver == "lbfgs":
+            self._fm_engine = None
+            activations = [X] + [None] * (len(layer_units) - 1)
+            deltas = [None] * (len(activations) - 1)
+            coef_grads = [np.empty((a, b), dtype=X.dtype)
+                          for a, b in zip(layer_units[:-1], layer_units[1:])]
+            intercept_grads = [np.empty(b, dtype=X.dtype) for b in layer_units[1:]]
+            self._fit_lbfgs(X, y, sample_weight, activations, deltas, coef_grads,
+                            intercept_grads, layer_units)
+        else:
+            self._fm_fit_stochastic(X, y, sample_weight, layer_units, incremental)
+        if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
+            raise ValueError("Solver produced non-finite parameter weights. The input data may"
+                             " contain large values and need to be preprocessed.")
+        return self
+
+    def _fm_make_optimizer(self, eng):
+        s = self.solver
+        eps = float(self.epsilon)
+        if s == "sgd":
+            method = "sgd" if self.momentum == 0 else (
+                "nesterov" if self.nesterovs_momentum else "momentum")
+            hyper = {} if method == "sgd" else {"momentum": float(self.momentum)}
+            opt = FlatOptimizer(method, eng, **hyper)
+            opt.schedule = _SGDSchedule(self)
+            return opt
+        if s in ("adam", "adamax"):
+            opt = FlatOptimizer(s, eng, beta1=float(self.beta_1), beta2=float(self.beta_2),
+                                eps=eps)
+        elif s == "adagrad":
+            opt = FlatOptimizer("adagrad", eng, eps=eps)
+        else:       # adadelta, rmsprop
+            opt = FlatOptimizer(s, eng, rho=float(self.rho), eps=eps)
+        opt.schedule = _ConstSchedule(self)
+        return opt
+
+    def _fm_fit_stochastic(self, X, y, sample_weight, layer_units, incremental):
+        eng = self._fm_bind(layer_units, X.dtype)
+        if not incremental or getattr(self, "_fm_opt", None) is None:
+            self._fm_opt = self._fm_make_optimizer(eng)
+        opt = self._fm_opt
+        sched = opt.schedule
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        n_all = X.shape[0]
+        if early_stopping:
+            # The same split as scikit-learn's train_test_split(X, y, ...): it
+            # depends only on n, the stratification and the random state.
+            stratify = y if (self._fm_is_classifier() and self.n_outputs_ == 1) else None
+            train_idx, val_idx = train_test_split(
+                np.arange(n_all), random_state=self._random_state,
+                test_size=self.validation_fraction, stratify=stratify)
+            if val_idx.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            y_val = y[val_idx]
+            if self._fm_is_classifier():
+                y_val = self._label_binarizer.inverse_transform(y_val)
+            sw_val = None if sample_weight is None else sample_weight[val_idx]
+        else:
+            train_idx = None
+        n_samples = n_all if train_idx is None else train_idx.shape[0]
+        sample_idx = np.arange(n_samples, dtype=int)
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                              "going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        dt = X.dtype
+        softmax = self.out_activation_ == "softmax"
+        if softmax:
+            labels = np.ascontiguousarray(np.argmax(y, axis=1), dtype=np.int64)
+            lab_buf = np.empty(batch_size, np.int64)
+        else:
+            yf = np.ascontiguousarray(y, dtype=dt)
+            loss_name = self.loss
+            if loss_name == "log_loss" and self.out_activation_ == "logistic":
+                loss_name = "binary_log_loss"
+        sw = None if sample_weight is None else np.ascontiguousarray(sample_weight, np.float64)
+        sparse = sp.issparse(X)
+        if sparse:
+            X = X.tocsr()
+        dense_view = not sparse and (X.flags.c_contiguous or X.flags.f_contiguous)
+        alpha, l1 = float(self.alpha), float(self.l1)
+        dropout_seed = (int(self._random_state.randint(0, 2**31 - 1)) << 20
+                        if self.dropout > 0 else 0)
+        adam = self.solver == "adam"
+        nt = get_num_threads()
+        step_no = 0
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
+                accumulated_loss = 0.0
+                for batch_slice in gen_batches(n_samples, batch_size):
+                    m = batch_slice.stop - batch_slice.start
+                    if self.shuffle:
+                        rows = sample_idx[batch_slice]
+                        if train_idx is not None:
+                            rows = train_idx[rows]
+                    elif train_idx is not None:
+                        rows = train_idx[batch_slice]
+                    else:
+                        rows = batch_slice
+                    # -- the batch's inputs
+                    if sparse:
+                        xb = eng.input_buffer(m)
+                        xb[...] = X[rows].toarray()
+                    elif isinstance(rows, slice) and dense_view:
+                        xb = X[rows]
+                    else:
+                        xb = eng.input_buffer(m)
+                        np.take(X, rows, axis=0, out=xb, mode="clip")   # unbuffered; rows are valid
+                    if sw is None:
+                        swb, sw_sum = None, float(m)
+                    else:
+                        swb = sw[rows]
+                        sw_sum = float(swb.sum())
+                    z = eng.forward_train(xb, dropout_seed + step_no)
+                    step_no += 1
+                    delta = eng.delta_buffer(m)
+                    # -- loss and output gradient, scikit-learn's definitions
+                    if softmax:
+                        if isinstance(rows, slice):
+                            lb = labels[rows]
+                        else:
+                            lb = lab_buf[:m]
+                            np.take(labels, rows, out=lb, mode="clip")
+                        loss = _act_core.softmax_xent(z, lb, None, swb, sw_sum, delta, nt)
+                    else:
+                        out = apply_output_activation(z, self.out_activation_, nt)
+                        yb = yf[rows]
+                        loss = _sk_loss(loss_name, yb, out, swb)
+                        np.subtract(out, yb, out=delta)
+                        if swb is None:
+                            delta *= dt.type(1.0 / sw_sum)
+                        else:
+                            delta *= (swb / sw_sum).astype(dt).reshape(-1, 1)
+                    if alpha:
+                        sq = _optim.grad_norm(eng.params[:eng.n_coef], nt) ** 2
+                        loss += (0.5 * alpha) * sq / sw_sum
+                    if l1:
+                        loss += l1 * float(np.abs(eng.params[:eng.n_coef]).sum(
+                            dtype=np.float64)) / sw_sum
+                    eng.backward()
+                    eps_scale = 1.0
+                    if adam:   # scikit-learn's Adam adds eps to sqrt(v), not sqrt(v_hat)
+                        eps_scale = 1.0 / np.sqrt(1.0 - self.beta_2 ** (opt.t + 1))
+                    opt.step(eng, sched.lr, alpha / sw_sum, l1 / sw_sum, eps_scale)
+                    accumulated_loss += loss * m
+
+                self.n_iter_ += 1
+                self.loss_ = accumulated_loss / n_samples
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                if early_stopping:
+                    self._fm_validation_step(X, val_idx, y_val, sw_val)
+                else:
+                    if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                        self._no_improvement_count += 1
+                    else:
+                        self._no_improvement_count = 0
+                    if self.loss_curve_[-1] < self.best_loss_:
+                        self.best_loss_ = self.loss_curve_[-1]
+                sched.iteration_ends(self.t_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = ("Validation score did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    else:
+                        msg = ("Training loss did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    if sched.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
+                                  "the optimization hasn't converged yet." % self.max_iter,
+                                  ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        best = getattr(self, "_fm_best", None)
+        if early_stopping and best is not None and len(best) == len(eng.state_arrays()) and \
+                all(a.shape == b.shape for a, b in zip(best, eng.state_arrays())):
+            eng.restore(best)      # best weights, in place (the coefs_ views stay valid)
+
+    def _fm_is_classifier(self):
+        return hasattr(self, "_label_binarizer")
+
+    def _fm_validation_step(self, X, val_idx, y_val, sw_val):
+        """scikit-learn's early-stopping bookkeeping; the validation rows are
+        predicted in chunks gathered by index (no copy of the validation set)."""
+        preds = []
+        for s in range(0, val_idx.shape[0], _VAL_CHUNK):
+            preds.append(self._fm_forward(X[val_idx[s:s + _VAL_CHUNK]]))
+        y_pred = np.concatenate(preds)
+        if self._fm_is_classifier():
+            if self.n_outputs_ == 1:
+                y_pred = y_pred.ravel()
+            y_pred = self._label_binarizer.inverse_transform(y_pred)
+            score_fn = accuracy_score
+        else:
+            if y_pred.shape[1] == 1:
+                y_pred = y_pred.ravel()
+            score_fn = r2_score
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            score = np.nan
+        else:
+            score = score_fn(y_val, y_pred, sample_weight=sw_val)
+        self.validation_scores_.append(score)
+        if self.verbose:
+            print("Validation score: %f" % self.validation_scores_[-1])
+        last = self.validation_scores_[-1]
+        if last < (self.best_validation_score_ + self.tol):
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if last > self.best_validation_score_:
+            self.best_validation_score_ = last
+            self._fm_best = self._fm_engine.snapshot()
+            self._best_coefs = [c.copy() for c in self.coefs_]
+            self._best_intercepts = [i.copy() for i in self.intercepts_]
+
+    # ---------------------------------------------------------------- lbfgs backprop
     def _forward_pass(self, activations):
         act = self._fm_act()
         last = self.n_layers_ - 2
@@ -114,12 +547,6 @@ class _FastMLPMixin:
                 activations[i + 1] = _hidden_forward(activations[i], self.coefs_[i],
                                                      self.intercepts_[i], act)
         return activations
-
-    def _forward_pass_fast(self, X, check_input=True):
-        if check_input:
-            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        activations = [X] + [None] * (self.n_layers_ - 1)
-        return self._forward_pass(activations)[-1]
 
     def _backprop(self, X, y, *args):
         if _BACKPROP_HAS_SW:
@@ -133,16 +560,16 @@ class _FastMLPMixin:
         loss_name = self.loss
         if loss_name == "log_loss" and self.out_activation_ == "logistic":
             loss_name = "binary_log_loss"
-        if _BACKPROP_HAS_SW:
-            loss = LOSS_FUNCTIONS[loss_name](y, activations[-1], sample_weight)
-        else:
-            loss = LOSS_FUNCTIONS[loss_name](y, activations[-1])
+        loss = _sk_loss(loss_name, y, activations[-1], sample_weight)
+        sw_sum = n_samples if sample_weight is None else float(np.sum(sample_weight))
         values = 0.0
         for s in self.coefs_:
             s = s.ravel()
             values += float(np.dot(s, s))
-        sw_sum = n_samples if sample_weight is None else float(np.sum(sample_weight))
         loss += (0.5 * self.alpha) * values / sw_sum
+        l1 = float(getattr(self, "l1", 0.0))
+        if l1:
+            loss += l1 * sum(float(np.abs(c).sum()) for c in self.coefs_) / sw_sum
 
         last = self.n_layers_ - 2
         out = activations[-1]
@@ -170,10 +597,71 @@ class _FastMLPMixin:
                                                    grad_b_out=intercept_grads[i])
             if self.alpha:
                 coef_grads[i] += decay * self.coefs_[i]
+            if l1:
+                coef_grads[i] += out.dtype.type(l1 / sw_sum) * np.sign(self.coefs_[i])
             if need_x:
                 _inplace_derivative(activations[i], grad_x, self.activation)
                 deltas[i - 1] = grad_x
         return loss, coef_grads, intercept_grads
+
+    # ---------------------------------------------------------------- predict
+    def _fm_forward(self, X):
+        """Network output (after the output activation) for validated X."""
+        eng = getattr(self, "_fm_engine", None)
+        if eng is not None and eng.batch_norm:
+            if not eng.holds(self.coefs_, self.intercepts_):
+                eng.set_parameters(self.coefs_, self.intercepts_)
+                self.coefs_, self.intercepts_ = list(eng.coefs), list(eng.intercepts)
+            if sp.issparse(X):
+                X = X.toarray()
+            return eng.predict_raw(np.asarray(X, dtype=eng.dtype), self.out_activation_)
+        if not sp.issparse(X) and X.dtype == self.coefs_[0].dtype:
+            fast = self._fm_fast_forward(X)
+            if fast is not None:
+                return fast
+        activations = [X] + [None] * (self.n_layers_ - 1)
+        return self._forward_pass(activations)[-1]
+
+    def _fm_fast_forward(self, X):
+        """The forward pass straight on the GEMM core (one call for the whole
+        network), for dense float input whose dtype matches consistent
+        parameters; None otherwise (the caller then takes the general path).
+        The parameters are checked on every call: predict must not change the
+        estimator's __dict__ (scikit-learn's check_dict_unchanged)."""
+        coefs, inter = self.coefs_, self.intercepts_
+        dt, prev = X.dtype, X.shape[1]
+        for c, b in zip(coefs, inter):
+            if (type(c) is not np.ndarray or type(b) is not np.ndarray or c.dtype != dt
+                    or b.dtype != dt or c.ndim != 2 or c.shape[0] != prev
+                    or b.shape != (c.shape[1],) or not b.flags.c_contiguous):
+                return None
+            prev = c.shape[1]
+        nt = get_num_threads()
+        out, done = _mlp_core.forward(X, coefs, inter, _GEMM_ACT[self.activation], _LEAKY_SLOPE,
+                                      self.out_activation_ == "softmax", nt)
+        if done:
+            return out
+        return apply_output_activation(out, self.out_activation_, nt)
+
+    def _forward_pass_fast(self, X, check_input=True):
+        if check_input:
+            fast = self._fm_check_fast(X)
+            X = fast if fast is not None else validate_data(
+                self, X, accept_sparse=["csr", "csc"], reset=False)
+        with self._fm_threads():
+            return self._fm_forward(X)
+
+    def _fm_check_fast(self, X):
+        """X itself when it is a plain 2-D float32/float64 ndarray of the fitted
+        width, finite, and the model was fitted without feature names (what
+        validate_data would accept unchanged); else None (full validation)."""
+        if (type(X) is not np.ndarray or X.ndim != 2 or X.dtype.kind != "f"
+                or X.dtype.itemsize not in (4, 8) or hasattr(self, "feature_names_in_")
+                or X.shape[1] != getattr(self, "n_features_in_", -1) or X.shape[0] < 1):
+            return None
+        if not np.isfinite(X).all():
+            return None     # validate_data raises its own error
+        return X
 
     # ---------------------------------------------------------------- save / load
     _FM_FITTED = ("n_iter_", "t_", "n_outputs_", "n_layers_", "out_activation_", "loss_",
@@ -215,6 +703,11 @@ class _FastMLPMixin:
         for i, (c, b) in enumerate(zip(self.coefs_, self.intercepts_)):
             arrays[f"coef_{i}"] = c
             arrays[f"intercept_{i}"] = b
+        eng = getattr(self, "_fm_engine", None)
+        if eng is not None and eng.batch_norm:
+            for name in ("bn_gamma", "bn_beta", "bn_running_mean", "bn_running_var"):
+                for i, a in enumerate(getattr(eng, name)):
+                    arrays[f"{name}_{i}"] = np.array(a)
         if hasattr(self, "classes_"):
             arrays["classes_"] = np.asarray(self.classes_)
         if hasattr(self, "feature_names_in_"):
@@ -245,6 +738,19 @@ class _FastMLPMixin:
         for i in range(n):
             if est.coefs_[i].ndim != 2 or est.intercepts_[i].shape != (est.coefs_[i].shape[1],):
                 raise ValueError(f"layer {i}: inconsistent coef/intercept shapes")
+        if est.batch_norm:
+            units = [est.coefs_[0].shape[0]] + [c.shape[1] for c in est.coefs_]
+            eng = DenseMLP(units, est.activation, est.coefs_[0].dtype, slope=_LEAKY_SLOPE,
+                           dropout=float(est.dropout), batch_norm=True)
+            eng.set_parameters(est.coefs_, est.intercepts_)
+            for name in ("bn_gamma", "bn_beta", "bn_running_mean", "bn_running_var"):
+                for i, dst in enumerate(getattr(eng, name)):
+                    src = np.asarray(arrays[f"{name}_{i}"])
+                    if src.shape != dst.shape:
+                        raise ValueError(f"{name}_{i}: shape {src.shape}, expected {dst.shape}")
+                    dst[...] = src
+            est.coefs_, est.intercepts_ = list(eng.coefs), list(eng.intercepts)
+            est._fm_engine = eng
         if "feature_names_in_" in arrays:
             est.feature_names_in_ = np.asarray(arrays["feature_names_in_"], dtype=object)
         if "classes_" in arrays:
@@ -260,28 +766,123 @@ class _FastMLPMixin:
         return est
 
 
-def _constraints(base):
+_EXTRA_DOC = """
+    fastmlp extras (defaults keep scikit-learn's behaviour; see fastmlp.sklearn):
+
+    solver : also 'adagrad', 'adadelta', 'rmsprop', 'adamax' (step size
+        learning_rate_init; epsilon; rmsprop/adadelta decay rho; adamax beta_1/beta_2).
+    activation : also 'leaky_relu' (negative slope 0.01).
+    rho : float in [0, 1), default 0.9. Decay of rmsprop's and adadelta's averages.
+    dropout : float in [0, 1), default 0.0. Probability of dropping each hidden
+        unit in training (inverted dropout; stochastic solvers only).
+    batch_norm : bool, default False. Batch-normalise every hidden layer's
+        pre-activation (stochastic solvers only).
+    l1 : float >= 0, default 0.0. L1 penalty l1 * ||W||_1 / n_samples_in_batch on the weights.
+    n_threads : int >= 1 or None, default None. Threads for this estimator's
+        fit and predict (None: fastmlp's global setting).
+"""
+
+
+def _constraints(base, classifier):
     c = dict(base._parameter_constraints)
     c["activation"] = [StrOptions(set(_HIDDEN_ACTIVATIONS))]
+    c["solver"] = [StrOptions(set(_SK_SOLVERS + _EXTRA_SOLVERS))]
+    c["rho"] = [Interval(numbers.Real, 0, 1, closed="left")]
+    c["dropout"] = [Interval(numbers.Real, 0, 1, closed="left")]
+    c["batch_norm"] = ["boolean"]
+    c["l1"] = [Interval(numbers.Real, 0, None, closed="left")]
+    c["n_threads"] = [None, Interval(numbers.Integral, 1, None, closed="left")]
+    if classifier:
+        c["class_weight"] = [None, dict, StrOptions({"balanced"})]
     return c
 
 
 @_io.register("MLPClassifier")
 class MLPClassifier(_FastMLPMixin, _SkMLPClassifier):
-    __doc__ = ("scikit-learn's MLPClassifier with its forward and backward passes on "
-               "fastmlp's kernels (same parameters, defaults, attributes and semantics; "
-               "extra: activation='leaky_relu'). See fastmlp.sklearn.\n\n"
+    __doc__ = ("scikit-learn's MLPClassifier trained and evaluated on fastmlp's kernels "
+               "(same parameters, defaults, attributes and semantics; see fastmlp.sklearn)."
+               "\n" + _EXTRA_DOC + "    class_weight : None, 'balanced' or dict, default "
+               "None. Multiplies sample_weight by the weight of each sample's class.\n\n"
                + (_SkMLPClassifier.__doc__ or ""))
-    _parameter_constraints = _constraints(_SkMLPClassifier)
+    _parameter_constraints = _constraints(_SkMLPClassifier, True)
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 rho=0.9, dropout=0.0, batch_norm=False, l1=0.0, n_threads=None,
+                 class_weight=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun)
+        self.rho = rho
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.l1 = l1
+        self.n_threads = n_threads
+        self.class_weight = class_weight
+
+    def fit(self, X, y, sample_weight=None):
+        if self.class_weight is not None:
+            self._validate_params()
+            sample_weight = self._fm_sample_weight(y, sample_weight, False)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        if incremental and self.class_weight is not None:
+            sample_weight = self._fm_sample_weight(y, sample_weight, True)
+        return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+
+    def predict(self, X):
+        if not hasattr(self, "coefs_"):
+            check_is_fitted(self)       # raises NotFittedError
+        y = self._forward_pass_fast(X)
+        lb = self._label_binarizer
+        if self.n_outputs_ == 1:
+            y = y.ravel()
+        if lb.y_type_ == "multiclass" and y.ndim == 2:
+            return self.classes_.take(np.argmax(y, axis=1), mode="clip")
+        if lb.y_type_ == "binary" and y.ndim == 1 and len(self.classes_) == 2:
+            return self.classes_[(y > 0.5).astype(int)]
+        return lb.inverse_transform(y)
 
 
 @_io.register("MLPRegressor")
 class MLPRegressor(_FastMLPMixin, _SkMLPRegressor):
-    __doc__ = ("scikit-learn's MLPRegressor with its forward and backward passes on "
-               "fastmlp's kernels (same parameters, defaults, attributes and semantics; "
-               "extra: activation='leaky_relu'). See fastmlp.sklearn.\n\n"
-               + (_SkMLPRegressor.__doc__ or ""))
-    _parameter_constraints = _constraints(_SkMLPRegressor)
+    __doc__ = ("scikit-learn's MLPRegressor trained and evaluated on fastmlp's kernels "
+               "(same parameters, defaults, attributes and semantics; see fastmlp.sklearn)."
+               "\n" + _EXTRA_DOC + "\n" + (_SkMLPRegressor.__doc__ or ""))
+    _parameter_constraints = _constraints(_SkMLPRegressor, False)
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 rho=0.9, dropout=0.0, batch_norm=False, l1=0.0, n_threads=None):
+        super().__init__(
+            loss=loss, hidden_layer_sizes=hidden_layer_sizes, activation=activation,
+            solver=solver, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun)
+        self.rho = rho
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.l1 = l1
+        self.n_threads = n_threads
 
 
 # ---------------------------------------------------------------- patch_sklearn
@@ -293,7 +894,14 @@ _PATCHED = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
 def patch_sklearn():
     """After this, ``from sklearn.neural_network import MLPClassifier, MLPRegressor``
     gives fastmlp's estimators (objects created before keep their class)."""
+    import sklearn
     import sklearn.neural_network as nn_mod
+    if not _SK_API_OK:
+        logger.warning("fastmlp: the installed scikit-learn %s has a different private MLP API "
+                       "than fastmlp supports; keeping scikit-learn's own MLPClassifier and "
+                       "MLPRegressor (fastmlp.MLPClassifier still needs a supported version)",
+                       sklearn.__version__)
+        return
     for name, cls in _PATCHED.items():
         setattr(nn_mod, name, cls)
     logger.info("fastmlp: scikit-learn's MLPClassifier and MLPRegressor now use fastmlp")

@@ -99,6 +99,59 @@ def test_sample_weight_multilabel_and_multioutput_match_sklearn(digits):
     np.testing.assert_allclose(a.predict(Xte), b.predict(Xte), rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("kw", [
+    dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.3, power_t=0.3),
+    dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.5, n_iter_no_change=2,
+         tol=0.05, max_iter=25),
+    dict(solver="sgd", nesterovs_momentum=False, momentum=0.5, shuffle=False),
+    dict(solver="sgd", momentum=0.0, batch_size=37),
+    dict(solver="adam", early_stopping=True, n_iter_no_change=3, validation_fraction=0.2,
+         max_iter=40),
+    dict(solver="sgd", early_stopping=True, shuffle=False, max_iter=15, n_iter_no_change=2),
+    dict(solver="adam", tol=0.05, n_iter_no_change=2, max_iter=50),
+])
+def test_stochastic_loop_matches_sklearn(digits, kw):
+    """fastmlp's own epoch loop against scikit-learn's, weight for weight and
+    attribute for attribute (schedules, stopping rules, early stopping)."""
+    Xtr, Xte, ytr, yte = digits
+    kw = dict(dict(hidden_layer_sizes=(16,), max_iter=8, random_state=0, alpha=1e-3), **kw)
+    a, b = _fit_both(MLPClassifier, SK_CLF, Xtr[:500], ytr[:500], **kw)
+    assert a.n_iter_ == b.n_iter_ and a.t_ == b.t_
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-7)
+    if kw.get("early_stopping"):
+        np.testing.assert_array_equal(a.validation_scores_, b.validation_scores_)
+        assert a.best_validation_score_ == b.best_validation_score_
+    else:
+        np.testing.assert_allclose(a.best_loss_, b.best_loss_, rtol=1e-7)
+    for ca, cb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_allclose(ca, cb, rtol=1e-6, atol=1e-8)
+
+
+def test_regressor_early_stopping_sample_weight_and_warm_start_match_sklearn(diabetes):
+    Xtr, Xte, ytr, yte = diabetes
+    sw = np.random.default_rng(1).uniform(0.2, 3, len(ytr))
+    kw = dict(hidden_layer_sizes=(16,), max_iter=30, random_state=0, early_stopping=True,
+              learning_rate_init=0.01, n_iter_no_change=4)
+    a, b = MLPRegressor(**kw), SK_REG(**kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a.fit(Xtr, ytr, sample_weight=sw)
+        b.fit(Xtr, ytr, sample_weight=sw)
+        np.testing.assert_allclose(a.validation_scores_, b.validation_scores_, rtol=1e-7)
+        np.testing.assert_allclose(a.predict(Xte), b.predict(Xte), rtol=1e-6, atol=1e-6)
+        a.set_params(warm_start=True, max_iter=5)
+        b.set_params(warm_start=True, max_iter=5)
+        a.fit(Xtr, ytr)
+        b.fit(Xtr, ytr)
+        np.testing.assert_allclose(a.validation_scores_, b.validation_scores_, rtol=1e-7)
+        a, b = MLPRegressor(**dict(kw, early_stopping=False)), SK_REG(**dict(kw, early_stopping=False))
+        for _ in range(3):
+            a.partial_fit(Xtr, ytr, sample_weight=sw)
+            b.partial_fit(Xtr, ytr, sample_weight=sw)
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-7)
+    np.testing.assert_allclose(a.predict(Xte), b.predict(Xte), rtol=1e-6, atol=1e-6)
+
+
 def test_float32_end_to_end(digits):
     Xtr, Xte, ytr, yte = digits
     X32 = Xtr.astype(np.float32)
@@ -219,6 +272,21 @@ def test_patch_sklearn(caplog):
     assert not fastmlp.sklearn_is_patched()
     from sklearn.neural_network import MLPClassifier as C
     assert C is SK_CLF
+
+
+def test_patch_sklearn_falls_back_on_unsupported_sklearn(caplog, monkeypatch):
+    import fastmlp.sklearn as fs
+    monkeypatch.setattr(fs, "_SK_API_OK", False)
+    with caplog.at_level(logging.INFO, logger="fastmlp"):
+        fastmlp.patch_sklearn()
+    try:
+        assert not fastmlp.sklearn_is_patched()
+        from sklearn.neural_network import MLPClassifier as C
+        assert C is SK_CLF
+        assert "keeping scikit-learn's own" in caplog.text
+    finally:
+        fastmlp.unpatch_sklearn()
+    assert fs._sklearn_api_ok()      # the installed scikit-learn is supported
 
 
 def test_pipeline_clone_cv_gridsearch(digits):
