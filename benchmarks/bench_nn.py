@@ -2,18 +2,25 @@
 (fused Linear+ReLU, softmax cross-entropy, SGD with momentum) against the same
 step written directly with the kernels (``fastmlp.ops``) and preallocated
 buffers. The gap is the Python overhead of fastmlp.nn (issue target: < 10% at
-batch 128).
+batch 128). ``impl="numpy"`` is the NumPy counterpart: the same step (batch
+128, SGD momentum 0.9, lr 0.01) by the NumPy reference trainer
+(numpy_reference.NumpyMLP, one epoch over one batch, no shuffling).
 
-    asv run --python=same --quick --bench TrainStep
+    asv run --python=same --quick --bench TrainStep   # also TrainStepOverhead
     python benchmarks/bench_nn.py          # prints the side-by-side table
 """
-import os
 import time
 
 import numpy as np
 
-import fastmlp
 from fastmlp import nn, ops
+
+try:
+    from .common import THREADS, ThreadsMixin
+    from .numpy_reference import NumpyMLP
+except ImportError:      # run as a script: python benchmarks/bench_nn.py
+    from common import THREADS, ThreadsMixin
+    from numpy_reference import NumpyMLP
 
 SIZES = (784, 256, 128, 10)
 
@@ -64,21 +71,19 @@ def _model(dtype=np.float32):
                          nn.Linear(128, 10, dtype=dtype, random_state=2))
 
 
-class TrainStep:
-    params = (["nn", "kernels"], [1, os.cpu_count()])
-    param_names = ["impl", "threads"]
-
-    def setup(self, impl, threads):
-        self._prev = fastmlp.get_num_threads()
-        fastmlp.set_num_threads(threads)
+class _StepBench(ThreadsMixin):
+    def _build(self, threads):
+        self._limit_threads(threads, blas=True)
         self.X, self.y = _data(128)
         self.model = _model()
         self.loss = nn.SoftmaxCrossEntropy()
         self.opt = nn.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
         self.kstep = _KernelStep(self.model, 128)
-
-    def teardown(self, impl, threads):
-        fastmlp.set_num_threads(self._prev)
+        # one step per fit_epoch: a single 128-row batch, taken in order
+        self.ref = NumpyMLP(hidden_layer_sizes=SIZES[1:-1], solver="sgd", learning_rate_init=0.01,
+                            momentum=0.9, nesterovs_momentum=False, alpha=0.0, batch_size=128,
+                            shuffle=False, random_state=0)
+        self.ref.fit_epoch(self.X, self.y)
 
     def _nn_step(self):
         out = self.model.forward(self.X, training=True)
@@ -86,15 +91,39 @@ class TrainStep:
         self.model.backward(g, need_input_grad=False)
         self.opt.step(self.model.gradients())
 
+
+class TrainStep(_StepBench):
+    params = (["nn", "kernels", "numpy"], THREADS)
+    param_names = ["impl", "threads"]
+
+    def setup(self, impl, threads):
+        self._build(threads)
+
+    def teardown(self, impl, threads):
+        self._restore_threads()
+
     def time_step(self, impl, threads):
         if impl == "nn":
             self._nn_step()
-        else:
+        elif impl == "kernels":
             self.kstep(self.X, self.y)
+        else:
+            self.ref.fit_epoch(self.X, self.y)
 
-    def track_overhead_percent(self, impl, threads):
+
+class TrainStepOverhead(_StepBench):
+    params = (THREADS,)
+    param_names = ["threads"]
+    timeout = 300
+
+    def setup(self, threads):
+        self._build(threads)
+
+    def teardown(self, threads):
+        self._restore_threads()
+
+    def track_overhead_percent(self, threads):
         """(nn step time / kernels-only step time - 1) * 100, best of interleaved runs."""
-        self.setup(impl, threads)
         bn, bk = measure(self._nn_step, lambda: self.kstep(self.X, self.y))
         return (bn / bk - 1.0) * 100.0
 
@@ -114,10 +143,11 @@ def measure(f, g, rounds=15, reps=20):
 
 
 if __name__ == "__main__":
-    for threads in sorted({1, os.cpu_count()}):
+    for threads in THREADS:
         b = TrainStep()
         b.setup("nn", threads)
         bn, bk = measure(b._nn_step, lambda: b.kstep(b.X, b.y))
+        _, bnp = measure(b._nn_step, lambda: b.ref.fit_epoch(b.X, b.y))
         print(f"threads={threads}: nn step {bn * 1e6:8.1f} us, kernels only {bk * 1e6:8.1f} us, "
-              f"overhead {100 * (bn / bk - 1):+.1f}%")
+              f"overhead {100 * (bn / bk - 1):+.1f}%; NumPy reference step {bnp * 1e6:8.1f} us")
         b.teardown("nn", threads)

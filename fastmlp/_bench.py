@@ -1,0 +1,421 @@
+"""``python -m fastmlp bench``: one training epoch of an MLP, side by side.
+
+Workload (issue 7): 60000 x 784 synthetic data (Gaussian blobs, seed 0: ten
+class centres drawn N(0, 0.1^2) per feature, plus unit Gaussian noise; labels
+balanced and shuffled), 10 classes, and ::
+
+    MLPClassifier(hidden_layer_sizes=(256, 128), solver="sgd",
+                  learning_rate_init=0.05, momentum=0.9, nesterovs_momentum=False,
+                  batch_size=128, max_iter=1, alpha=0, shuffle=True,
+                  random_state=0, early_stopping=False)
+
+trained for one epoch by, in one process and on the same arrays:
+
+* ``fastmlp``: ``fastmlp.MLPClassifier(...).fit(X, y)``;
+* ``numpy-ref``: the NumPy reference trainer (``fastmlp._numpy_mlp.NumpyMLP``,
+  the same training as scikit-learn's written as idiomatic NumPy: BLAS matmuls
+  into preallocated buffers, in-place updates) -- the baseline of every ratio;
+* ``scikit-learn``: scikit-learn's own ``MLPClassifier``
+  (``sklearn.neural_network._multilayer_perceptron``, never a patched one);
+* ``pytorch`` when installed: ``nn.Sequential`` of Linear/ReLU,
+  ``CrossEntropyLoss``, ``optim.SGD`` with the same learning rate, momentum
+  and batch size (its own initialisation and shuffling).
+
+fastmlp, numpy-ref and scikit-learn train the same model on the same batches
+(same initial weights, same updates), so their ``loss`` column (mean training
+loss of the epoch) agrees up to rounding: the timings compare equal work.
+
+Every timed call builds a fresh estimator and fits it (initialisation and
+input validation included). Each configuration is timed ``repeats`` times,
+the implementations interleaved (so drifts of a noisy machine hit all alike),
+and the best time is reported. Threads: ``fastmlp.threads(n)`` and
+``threadpoolctl.threadpool_limits(n)`` (BLAS and OpenMP) around every row,
+``torch.set_num_threads(n)`` for PyTorch.
+
+Columns: s/epoch (best), samples/s = n / t, GFLOP/s = epoch FLOPs / t, % of the
+FMA peak of the cores used, and ``vs numpy`` = t(numpy-ref) / t (> 1: faster
+than the NumPy reference). Epoch FLOPs count the GEMMs only
+(:func:`epoch_flops`): forward 2*n*sum(in*out), weight gradients as much again,
+input gradients of every layer but the first; 60.4 GFLOP for the workload.
+
+Peak: per core, the CPU's clock from /proc/cpuinfo ("cpu MHz", the highest
+listed) times the FMA throughput of the AVX2 kernels fastmlp runs (2 FMA
+units x 8 float32 lanes x 2 flops = 32 flop/cycle; 16 for float64); times
+min(threads, physical cores). Where /proc/cpuinfo tells nothing (not Linux),
+the peak is estimated with a short fastmlp sgemm/dgemm probe instead (a lower
+bound: a GEMM runs below the peak); ``--peak GFLOPS`` (one core) overrides
+both. Turbo clocks can exceed the listed clock, so "% peak" is indicative.
+
+Then single-row predict latency (best of many calls) on the fitted models.
+"""
+import contextlib
+import importlib.util
+import os
+import time
+import warnings
+
+import numpy as np
+
+N_FEATURES = 784
+N_CLASSES = 10
+FULL_SAMPLES = 60000
+QUICK_SAMPLES = 6000
+MIN_SAMPLES = 200
+
+#: The scikit-learn parameters of the workload (shared by every implementation).
+WORKLOAD = dict(hidden_layer_sizes=(256, 128), solver="sgd", learning_rate_init=0.05,
+                momentum=0.9, nesterovs_momentum=False, batch_size=128, alpha=0.0,
+                shuffle=True, random_state=0)
+#: Extra parameters of the estimators (fastmlp's and scikit-learn's).
+ESTIMATOR_EXTRA = dict(max_iter=1, early_stopping=False)
+
+IMPLS = ("fastmlp", "numpy-ref", "scikit-learn", "pytorch")
+
+
+def layer_units(n_features=N_FEATURES, n_classes=N_CLASSES,
+                hidden=WORKLOAD["hidden_layer_sizes"]):
+    return [n_features, *hidden, n_classes]
+
+
+def epoch_flops(n_samples, units):
+    """GEMM flops of one training epoch of an MLP with layer sizes `units`:
+    forward 2*n*sum(in*out), the same for the weight gradients, and the input
+    gradients of every layer but the first."""
+    pairs = list(zip(units[:-1], units[1:]))
+    fwd = 2.0 * n_samples * sum(a * b for a, b in pairs)
+    grad_x = 2.0 * n_samples * sum(a * b for a, b in pairs[1:])
+    return 2.0 * fwd + grad_x
+
+
+def make_data(n_samples, dtype=np.float32, seed=0):
+    """Gaussian blobs: (X, y), n_samples x 784, 10 balanced shuffled classes."""
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n_samples) % N_CLASSES)
+    centers = rng.standard_normal((N_CLASSES, N_FEATURES), dtype=np.float32) * np.float32(0.1)
+    X = rng.standard_normal((n_samples, N_FEATURES), dtype=np.float32)
+    X += centers[y]
+    return X.astype(dtype, copy=False), y
+
+
+# ------------------------------------------------------------------ peak
+def _cpuinfo():
+    """(highest 'cpu MHz', physical cores, flags) from /proc/cpuinfo, or None."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return None
+    mhz, cores, procs, flags = [], set(), 0, set()
+    phys = None
+    for line in text.splitlines():
+        key, _, val = line.partition(":")
+        key, val = key.strip(), val.strip()
+        if key == "processor":
+            procs += 1
+        elif key == "cpu MHz":
+            try:
+                mhz.append(float(val))
+            except ValueError:
+                pass
+        elif key == "physical id":
+            phys = val
+        elif key == "core id":
+            cores.add((phys, val))
+        elif key == "flags" and not flags:
+            flags = set(val.split())
+    if not mhz:
+        return None
+    return max(mhz), (len(cores) or procs or 1), flags
+
+
+def peak_per_core(dtype):
+    """(GFLOP/s of one core for `dtype`, physical cores, description) from
+    /proc/cpuinfo, or None where it tells nothing."""
+    info = _cpuinfo()
+    if info is None:
+        return None
+    mhz, cores, flags = info
+    lanes = 8 if np.dtype(dtype) == np.float32 else 4      # 256-bit vectors
+    if "fma" in flags and "avx2" in flags:
+        per_cycle, what = 2 * lanes * 2, "AVX2: 2 FMA units"
+    elif "avx" in flags:
+        per_cycle, what = 2 * lanes, "AVX: 1 add + 1 mul unit"
+    else:
+        per_cycle, what = lanes, "SSE: 1 add + 1 mul unit"
+    ghz = mhz / 1000.0
+    return (ghz * per_cycle, cores,
+            f"/proc/cpuinfo: {ghz:.3f} GHz x {per_cycle} flop/cycle ({what}) per core")
+
+
+def probe_peak(threads, dtype, size=768, repeats=3):
+    """GFLOP/s of fastmlp's GEMM on size^3 with `threads` threads: a lower bound of the peak."""
+    import fastmlp
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    b = rng.standard_normal((size, size)).astype(dtype)
+    out = np.empty((size, size), dtype)
+    with fastmlp.threads(threads):
+        fastmlp.matmul(a, b, out=out)
+        best = min(_timed(lambda: fastmlp.matmul(a, b, out=out)) for _ in range(repeats))
+    return 2.0 * size ** 3 / best / 1e9
+
+
+def _timed(func):
+    t0 = time.perf_counter()
+    func()
+    return time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------ trainers
+def _fit_fastmlp(X, y):
+    from fastmlp.sklearn import MLPClassifier
+
+    est = MLPClassifier(**WORKLOAD, **ESTIMATOR_EXTRA).fit(X, y)
+    return est, float(est.loss_)
+
+
+def _fit_numpy(X, y):
+    from fastmlp._numpy_mlp import NumpyMLP
+
+    est = NumpyMLP(**WORKLOAD).fit_epoch(X, y)
+    return est, float(est.loss_)
+
+
+def _fit_sklearn(X, y):
+    from sklearn.neural_network._multilayer_perceptron import MLPClassifier
+
+    est = MLPClassifier(**WORKLOAD, **ESTIMATOR_EXTRA).fit(X, y)
+    return est, float(est.loss_)
+
+
+class _TorchMLP:
+    """The workload in PyTorch: Linear/ReLU Sequential, CrossEntropyLoss,
+    SGD with momentum (PyTorch's form v = mu*v + g; p -= lr*v, which is
+    scikit-learn's for a constant learning rate), one epoch over a random
+    permutation in batches of the same size. scikit-learn's alpha
+    (alpha / (2 batch) ||W||^2, coefficients only) is weight_decay =
+    alpha / batch on the weights."""
+
+    def __init__(self, torch, X, y):
+        self.torch = torch
+        self.X = torch.from_numpy(np.ascontiguousarray(X))
+        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64))
+
+    def fit(self):
+        torch = self.torch
+        nn = torch.nn
+        torch.manual_seed(WORKLOAD["random_state"])
+        units = layer_units(self.X.shape[1], int(self.y.max()) + 1)
+        layers = []
+        for i, (a, b) in enumerate(zip(units[:-1], units[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(units) - 2:
+                layers.append(nn.ReLU())
+        model = nn.Sequential(*layers).to(self.X.dtype)
+        bs = WORKLOAD["batch_size"]
+        weights = [m.weight for m in model if isinstance(m, nn.Linear)]
+        biases = [m.bias for m in model if isinstance(m, nn.Linear)]
+        opt = torch.optim.SGD(
+            [{"params": weights, "weight_decay": WORKLOAD["alpha"] / bs},
+             {"params": biases, "weight_decay": 0.0}],
+            lr=WORKLOAD["learning_rate_init"], momentum=WORKLOAD["momentum"],
+            nesterov=WORKLOAD["nesterovs_momentum"])
+        crit = nn.CrossEntropyLoss()
+        n = self.X.shape[0]
+        gen = torch.Generator().manual_seed(WORKLOAD["random_state"])
+        perm = torch.randperm(n, generator=gen)
+        total = 0.0
+        for start in range(0, n, bs):
+            idx = perm[start:start + bs]
+            xb = self.X.index_select(0, idx)
+            yb = self.y.index_select(0, idx)
+            opt.zero_grad(set_to_none=True)
+            loss = crit(model(xb), yb)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * idx.shape[0]
+        model.eval()
+        return model, total / n
+
+
+def torch_or_none():
+    if importlib.util.find_spec("torch") is None:
+        return None
+    try:
+        import torch
+    except Exception:      # a broken install counts as not installed
+        return None
+    return torch
+
+
+# ------------------------------------------------------------------ running
+@contextlib.contextmanager
+def _limit(n, torch=None):
+    import fastmlp
+    from threadpoolctl import threadpool_limits
+
+    prev_torch = torch.get_num_threads() if torch is not None else None
+    with threadpool_limits(limits=n), fastmlp.threads(n):
+        if torch is not None:
+            torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            if torch is not None:
+                torch.set_num_threads(prev_torch)
+
+
+def _predict_fn(impl, model, x1, torch=None):
+    if impl == "pytorch":
+        xt = torch.from_numpy(x1)
+
+        def f():
+            with torch.no_grad():
+                return model(xt).argmax(1)
+        return f
+    return lambda: model.predict(x1)
+
+
+def run_bench(threads=(1,), quick=False, samples=None, repeats=None, dtype="float32",
+              peak=None, plot=None, predict_calls=None, file=None):
+    """Run the benchmark, print the tables to `file` (stdout) and return the
+    rows: dicts with impl, threads, seconds, samples_per_s, gflops,
+    peak_percent, vs_numpy, loss, predict_us (None where not measured)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    import fastmlp
+
+    def out(*args):
+        print(*args, file=file, flush=True)
+
+    dtype = np.dtype(dtype)
+    n = samples or (QUICK_SAMPLES if quick else FULL_SAMPLES)
+    repeats = repeats or (2 if quick else 3)
+    predict_calls = predict_calls or (50 if quick else 300)
+    X, y = make_data(n, dtype)
+    units = layer_units()
+    flops = epoch_flops(n, units)
+    torch = torch_or_none()
+
+    if peak is not None:
+        peak_core, cores, peak_src = float(peak), os.cpu_count() or 1, "--peak"
+    else:
+        got = peak_per_core(dtype)
+        if got is not None:
+            peak_core, cores, peak_src = got
+        else:
+            peak_core, cores, peak_src = None, os.cpu_count() or 1, "fastmlp GEMM probe (a lower bound)"
+
+    params = ", ".join(f"{k}={v!r}" for k, v in {**WORKLOAD, **ESTIMATOR_EXTRA}.items())
+    cfg = fastmlp.get_config()
+    out(f"fastmlp {fastmlp.__version__} bench: one epoch of MLPClassifier({params})")
+    out(f"data: {n} x {N_FEATURES} {dtype.name}, {N_CLASSES} classes (Gaussian blobs, seed 0); "
+        f"{flops / 1e9:.2f} GFLOP per epoch (GEMMs); best of {repeats}; "
+        f"kernel {cfg['gemm_float32' if dtype == np.float32 else 'gemm_float64']['name']}")
+    if peak_core is not None:
+        out(f"peak: {peak_core:.1f} GFLOP/s per core x min(threads, {cores} cores) "
+            f"({dtype.name}, {peak_src})")
+    else:
+        out(f"peak: {peak_src}")
+    out("")
+
+    fitters = {"fastmlp": _fit_fastmlp, "numpy-ref": _fit_numpy, "scikit-learn": _fit_sklearn}
+    if torch is not None:
+        tm = _TorchMLP(torch, X, y)
+        fitters["pytorch"] = lambda X, y: tm.fit()
+
+    rows = []
+    x1 = np.ascontiguousarray(X[:1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for nt in threads:
+            with _limit(nt, torch):
+                best = {k: float("inf") for k in fitters}
+                models, losses = {}, {}
+                for _ in range(repeats):
+                    for impl, fit in fitters.items():
+                        t0 = time.perf_counter()
+                        model, loss = fit(X, y)
+                        dt = time.perf_counter() - t0
+                        best[impl] = min(best[impl], dt)
+                        models[impl], losses[impl] = model, loss
+                if peak_core is not None:
+                    pk = peak_core * min(nt, cores)
+                else:
+                    pk = probe_peak(nt, dtype)
+                lat = {}
+                for impl, model in models.items():
+                    f = _predict_fn(impl, model, x1, torch)
+                    f()
+                    lat[impl] = min(_timed(f) for _ in range(predict_calls)) * 1e6
+            for impl in IMPLS:
+                if impl not in fitters:
+                    rows.append(dict(impl=impl, threads=nt, seconds=None))
+                    continue
+                t = best[impl]
+                rows.append(dict(impl=impl, threads=nt, seconds=t, samples_per_s=n / t,
+                                 gflops=flops / t / 1e9, peak_percent=100 * flops / t / 1e9 / pk,
+                                 vs_numpy=best["numpy-ref"] / t, loss=losses[impl],
+                                 predict_us=lat[impl]))
+
+    hdr = (f"{'implementation':<14} {'threads':>7} {'s/epoch':>9} {'samples/s':>10} "
+           f"{'GFLOP/s':>8} {'% peak':>7} {'vs numpy':>9} {'loss':>8}")
+    out(hdr)
+    out("-" * len(hdr))
+    for r in rows:
+        if r["seconds"] is None:
+            out(f"{r['impl']:<14} {r['threads']:>7} {'not installed':>9}")
+            continue
+        out(f"{r['impl']:<14} {r['threads']:>7} {r['seconds']:>9.4g} {r['samples_per_s']:>10.0f} "
+            f"{r['gflops']:>8.2f} {r['peak_percent']:>7.1f} {r['vs_numpy']:>8.2f}x "
+            f"{r['loss']:>8.4f}")
+    out("")
+    out(f"predict latency, one row (best of {predict_calls} calls, fitted models above):")
+    hdr2 = f"{'implementation':<14} {'threads':>7} {'us/call':>9}"
+    out(hdr2)
+    out("-" * len(hdr2))
+    for r in rows:
+        if r["seconds"] is None:
+            out(f"{r['impl']:<14} {r['threads']:>7} {'not installed':>9}")
+        else:
+            out(f"{r['impl']:<14} {r['threads']:>7} {r['predict_us']:>9.1f}")
+    if plot:
+        write_plot(rows, plot, title=f"one epoch, {n} x {N_FEATURES} {dtype.name}, "
+                                     f"784-256-128-10 SGD batch 128")
+        out(f"\nplot written to {plot}")
+    return rows
+
+
+def matplotlib_available():
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def write_plot(rows, path, title=""):
+    """Bar chart of samples/s per implementation, grouped by thread count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows if r["seconds"] is not None]
+    impls = [i for i in IMPLS if any(r["impl"] == i for r in done)]
+    threads = sorted({r["threads"] for r in done})
+    width = 0.8 / max(1, len(impls))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for k, impl in enumerate(impls):
+        xs, hs = [], []
+        for j, nt in enumerate(threads):
+            for r in done:
+                if r["impl"] == impl and r["threads"] == nt:
+                    xs.append(j + (k - (len(impls) - 1) / 2) * width)
+                    hs.append(r["samples_per_s"])
+        ax.bar(xs, hs, width, label=impl)
+    ax.set_xticks(range(len(threads)))
+    ax.set_xticklabels([f"{t} thread{'s' if t > 1 else ''}" for t in threads])
+    ax.set_ylabel("training samples / s (higher is better)")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
