@@ -104,11 +104,12 @@ def ukr_call(int arch, const floating[::1] a_panel, const floating[::1] b_panel,
 
 
 def gemm_info(bint double_precision, int arch=FM_ARCH_AUTO):
-    """The micro-kernel and blocking used for a dtype: dict(name, arch, mr, nr, mc, kc, nc)."""
+    """The micro-kernel and blocking used for a dtype: dict(name, arch, mr, nr, mc, kc, nc,
+    smallm); smallm is the largest m that skips packing (B with unit column stride)."""
     cdef fm_gemm_info info
     _check(fm_gemm_info_get(double_precision, arch, &info))
     return dict(name=info.name.decode(), arch=fm_arch_name(info.arch).decode(), mr=info.mr,
-                nr=info.nr, mc=info.mc, kc=info.kc, nc=info.nc)
+                nr=info.nr, mc=info.mc, kc=info.kc, nc=info.nc, smallm=info.smallm)
 
 
 def arch_names():

@@ -17,6 +17,8 @@ typedef struct {
     fm_sgemm_ukr ukr;
     fm_spack_a6 pack_a6;     /* optional fast packer for row-major A (mr == 6) */
     fm_spack_b16t pack_bt;   /* optional fast packer for transposed B (nr == 16) */
+    fm_sgemm_smallm smallm;  /* unpacked kernel for few rows (ukernel.h) */
+    int64_t smallm_max;      /* m <= this (and B with unit column stride) uses it */
 } fm_sgemm_cfg;
 
 typedef struct {
@@ -27,6 +29,8 @@ typedef struct {
     fm_dgemm_ukr ukr;
     void (*pack_a6)(int64_t kc, const double *a, int64_t rsa, double *dst); /* optional */
     void (*pack_bt)(int64_t kc, const double *b, int64_t csb, double *dst);  /* optional */
+    fm_dgemm_smallm smallm;
+    int64_t smallm_max;
 } fm_dgemm_cfg;
 
 const fm_sgemm_cfg *fm_sgemm_cfg_get(int arch); /* NULL if arch unusable */
@@ -40,5 +44,11 @@ void fm_workspace_release(void *p, int owned);
  * work it gets. Depends only on the problem size, never on the thread count
  * requested, and does not affect results (see gemm_impl.h). */
 #define FM_GEMM_MIN_MACS_PER_THREAD ((int64_t)1 << 18)
+
+/* The small-m path streams B once and is bound by memory bandwidth, not by
+ * FMAs: a second thread pays off once each thread still gets this many bytes
+ * of B (~3 us of streaming from L3 against ~1-2 us to start the team).
+ * Problem size only, never results (see gemm_impl.h). */
+#define FM_SMALLM_MIN_BYTES_PER_THREAD ((int64_t)192 << 10)
 
 #endif
