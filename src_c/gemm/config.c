@@ -14,11 +14,14 @@
 #include <stdlib.h>
 #include "gemm.h"
 
-/* Largest m that takes the small-m kernels (no packing; gemm_impl.h):
- * measured crossover against the blocked path (benchmarks/bench_gemm.py
- * GemmSmallM). FASTMLP_GEMM_SMALLM overrides it (0 = never); results are
- * bitwise the same either way. */
-#define FM_SMALLM_MAX_REF 8
+/* Largest m that takes the small-m kernels (no packing; gemm_impl.h),
+ * measured against the blocked path on Zen 3 (benchmarks/bench_gemm.py
+ * GemmSmallM), float32 784x256: AVX2 m=1 ~15 us against ~60 us, m=8 ~55
+ * against ~95 us, about even at m=12, blocked ahead from m~16-24; the
+ * reference kernels: the small-m one is 5-10x faster than the blocked one up
+ * to m=64 at least. FASTMLP_GEMM_SMALLM overrides both (0 = never); results
+ * are bitwise the same either way. */
+#define FM_SMALLM_MAX_REF 16
 #define FM_SMALLM_MAX_AVX2 8
 
 static fm_sgemm_cfg fm_s_tables[FM_ARCH_COUNT] = {

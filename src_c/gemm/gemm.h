@@ -45,10 +45,13 @@ void fm_workspace_release(void *p, int owned);
  * requested, and does not affect results (see gemm_impl.h). */
 #define FM_GEMM_MIN_MACS_PER_THREAD ((int64_t)1 << 18)
 
-/* The small-m path streams B once and is bound by memory bandwidth, not by
- * FMAs: a second thread pays off once each thread still gets this many bytes
- * of B (~3 us of streaming from L3 against ~1-2 us to start the team).
- * Problem size only, never results (see gemm_impl.h). */
-#define FM_SMALLM_MIN_BYTES_PER_THREAD ((int64_t)192 << 10)
+/* The small-m path (gemm_impl.h) is bound by streaming B for one row and by
+ * FMAs for four: a second thread pays off once each thread gets this many
+ * bytes of B or this many multiply-adds (measured on Zen 3: with 2 threads,
+ * 1x256x256 float32 2.8 us against 3.7 us, 1x256x128 no gain; starting
+ * the team costs ~0.5-1 us while its threads still spin). Problem size only,
+ * never results. */
+#define FM_SMALLM_MIN_BYTES_PER_THREAD ((int64_t)128 << 10)
+#define FM_SMALLM_MIN_MACS_PER_THREAD ((int64_t)1 << 17)
 
 #endif

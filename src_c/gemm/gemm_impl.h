@@ -369,7 +369,7 @@ static void FM_X(smallm_gemm)(const CFG *cfg, const FM_X(prob) *pr, int nthreads
     const int64_t unit = 64 / (int64_t)sizeof(FT);
     const int64_t units = (pr->n + unit - 1) / unit;
     int64_t by_work = pr->k * pr->n / (FM_SMALLM_MIN_BYTES_PER_THREAD / (int64_t)sizeof(FT));
-    const int64_t by_macs = pr->m * pr->n * pr->k / FM_GEMM_MIN_MACS_PER_THREAD;
+    const int64_t by_macs = pr->m * pr->n * pr->k / FM_SMALLM_MIN_MACS_PER_THREAD;
     if (by_work < by_macs) by_work = by_macs;
     int64_t nt = nthreads < 1 ? 1 : nthreads;
     if (nt > by_work) nt = by_work;

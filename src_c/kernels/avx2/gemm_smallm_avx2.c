@@ -58,8 +58,8 @@ static inline __m256i fm_mask64(int r) {
 #define FM_SM_DISPATCH                                                                    \
     for (int64_t i = 0; i < m;) {                                                         \
         const int64_t left = m - i;                                                       \
-        /* 5 rows -> 3 + 2 (two compute-bound groups), else groups of 4. */               \
-        const int64_t mg = left == 5 ? 3 : (left > 4 ? 4 : left);                         \
+        /* Groups of 4, but 5 -> 3 + 2 and 6 -> 3 + 3 (no lone 1- or 2-row pass). */  \
+        const int64_t mg = left <= 4 ? left : (left <= 6 ? 3 : 4);                        \
         const FT *ai = a + i * rsa;                                                       \
         FT *ci = c + i * rsc;                                                             \
         switch (mg) {                                                                     \
