@@ -319,3 +319,48 @@ def test_size_overflow_is_caught_before_the_small_m_path(tmp_path, kernel):
                        env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split("\n") == ["ValueError True"] * 2 + [""]
+
+
+# ---------------------------------------------------------------- the core's own checks
+
+def test_core_rejects_what_it_cannot_address():
+    """_gemm.gemm reads ndarrays through the NumPy C API (no memoryviews):
+    it must refuse anything whose pointer/stride description would be wrong."""
+    a, b, c = np.ones((2, 3), F32), np.ones((3, 4), F32), np.zeros((2, 4), F32)
+    bias = np.ones(4, F32)
+    run(a, b, c, bias=bias)
+    assert (c == 4).all()
+    with pytest.raises(TypeError, match="a must be a numpy.ndarray"):
+        _gemm.gemm(a.tolist(), b, c)
+    with pytest.raises(TypeError, match="c must be a numpy.ndarray"):
+        _gemm.gemm(a, b, memoryview(c))
+    with pytest.raises(ValueError, match="expected float32 or float64"):
+        _gemm.gemm(a.astype(np.int32), b, c)
+    with pytest.raises(ValueError, match="b has dtype float64"):
+        _gemm.gemm(a, b.astype(F64), c)
+    with pytest.raises(ValueError, match="c has dtype >f4"):
+        _gemm.gemm(a, b, c.astype(">f4"))
+    with pytest.raises(ValueError, match="bias has dtype float64"):
+        _gemm.gemm(a, b, c, bias=bias.astype(F64))
+    with pytest.raises(ValueError, match="c must be 2-D"):
+        _gemm.gemm(a, b, c.ravel())
+    with pytest.raises(ValueError, match="do not match"):
+        _gemm.gemm(a, b[:2], c)
+    with pytest.raises(ValueError, match="do not match"):
+        _gemm.gemm(a, b, c[:, :3])
+    with pytest.raises(ValueError, match="bias must be contiguous"):
+        _gemm.gemm(a, b, c, bias=np.ones(8, F32)[::2])
+    with pytest.raises(ValueError, match="bias must be contiguous"):
+        _gemm.gemm(a, b, c, bias=np.ones(5, F32))
+    ro = c.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="c is read-only"):
+        _gemm.gemm(a, b, ro)
+    raw = np.zeros(2 * 4 * 4 + 1, np.uint8)
+    misaligned = np.ndarray((2, 4), F32, buffer=raw, offset=1)
+    with pytest.raises(ValueError, match="c is not aligned"):
+        _gemm.gemm(a, b, misaligned)
+    odd = np.ndarray((3, 4), F32, buffer=np.zeros(64, np.uint8), strides=(8, 2))
+    with pytest.raises(ValueError, match="not whole elements|not aligned"):
+        _gemm.gemm(a, odd, c)
+    assert (c == 4).all()  # nothing was written by a rejected call
