@@ -171,7 +171,8 @@ def _small_operands(m, dtype):
     rng = np.random.default_rng(0)
     dtype = np.dtype(dtype)
     x = rng.standard_normal((m, _MLP_SIZES[0]), dtype=dtype)
-    layers = [(rng.standard_normal((k, n), dtype=dtype) / np.sqrt(k), rng.standard_normal(n, dtype=dtype))
+    layers = [((rng.standard_normal((k, n)) / np.sqrt(k)).astype(dtype),
+               rng.standard_normal(n, dtype=dtype))
               for k, n in zip(_MLP_SIZES[:-1], _MLP_SIZES[1:])]
     for arr in [x] + [t for layer in layers for t in layer]:
         arr.flags.writeable = False
