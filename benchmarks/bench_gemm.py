@@ -10,6 +10,14 @@ all cores, ``os.cpu_count()``), shapes written "m x k x n":
   (g @ W.T, b is a transposed *view*). Both implementations get the same
   views; neither copies them.
 
+* ``GemmSmallM`` / ``GemmSmallMRatio``: prediction-sized products, m = 1 and
+  4 rows of 784 inputs: ``matmul`` (x @ W, 784x256, into a preallocated
+  output), ``linear_relu`` (``ops.linear(x, W, b, "relu")`` against
+  ``np.maximum(x @ W + b, 0)``, both allocating their result) and ``mlp``
+  (a whole 784-256-128-10 forward pass, relu hidden layers, with
+  ``ops.linear`` against the same NumPy expressions). These run in
+  microseconds, so a sample is a loop of SMALL_LOOP calls.
+
 Benchmarks:
 
 * ``time_matmul`` (param ``impl`` = fastmlp | numpy): one
@@ -45,6 +53,7 @@ Results go to .asv/results.
 import numpy as np
 
 import fastmlp
+from fastmlp import ops
 
 from .common import (
     ThreadsMixin,
@@ -145,3 +154,115 @@ class GemmSquareRatio(_RatioBench):
 
 class GemmMLPRatio(_RatioBench):
     params = [DTYPES, MLP_SHAPES, THREADS]
+
+
+# ---------------------------------------------------------------- small m (prediction)
+
+SMALL_M = (1, 4)
+SMALL_OPS = ("matmul", "linear_relu", "mlp")
+#: Calls per timed sample of the small-m benchmarks (each call takes ~1-50 us).
+SMALL_LOOP = 200
+_MLP_SIZES = (784, 256, 128, 10)
+
+
+def _small_operands(m, dtype):
+    """x (m x 784), layers [(W, b)] of a 784-256-128-10 MLP, and an m x 256
+    output; np.random.default_rng(0), C-ordered, read-only inputs."""
+    rng = np.random.default_rng(0)
+    dtype = np.dtype(dtype)
+    x = rng.standard_normal((m, _MLP_SIZES[0]), dtype=dtype)
+    layers = [((rng.standard_normal((k, n)) / np.sqrt(k)).astype(dtype),
+               rng.standard_normal(n, dtype=dtype))
+              for k, n in zip(_MLP_SIZES[:-1], _MLP_SIZES[1:])]
+    for arr in [x] + [t for layer in layers for t in layer]:
+        arr.flags.writeable = False
+    return x, layers, np.full((m, _MLP_SIZES[1]), np.nan, dtype=dtype)
+
+
+def _small_call(impl, op, x, layers, out):
+    """A no-argument callable running `op` with `impl` (fastmlp | numpy)."""
+    (w, b), rest = layers[0], layers[1:]
+    if impl == "fastmlp":
+        if op == "matmul":
+            return lambda: fastmlp.matmul(x, w, out=out)
+        if op == "linear_relu":
+            return lambda: ops.linear(x, w, b, "relu")
+
+        def mlp():
+            h = ops.linear(x, w, b, "relu")
+            for w2, b2 in rest[:-1]:
+                h = ops.linear(h, w2, b2, "relu")
+            return ops.linear(h, *rest[-1])
+        return mlp
+    if op == "matmul":
+        return lambda: np.matmul(x, w, out=out)
+    if op == "linear_relu":
+        return lambda: np.maximum(x @ w + b, 0)
+
+    def mlp_np():
+        h = np.maximum(x @ w + b, 0)
+        for w2, b2 in rest[:-1]:
+            h = np.maximum(h @ w2 + b2, 0)
+        return h @ rest[-1][0] + rest[-1][1]
+    return mlp_np
+
+
+def _loop(func):
+    def run():
+        for _ in range(SMALL_LOOP):
+            func()
+    return run
+
+
+class GemmSmallM(ThreadsMixin):
+    """Per-call time of few-row products: impl x op x m x dtype x threads."""
+
+    param_names = ["impl", "op", "m", "dtype", "threads"]
+    params = [IMPLS, SMALL_OPS, SMALL_M, DTYPES, THREADS]
+    number = SMALL_LOOP
+    repeat = (5, 20, 10.0)
+    warmup_time = 0.2
+    timeout = 300
+
+    def setup(self, impl, op, m, dtype, threads):
+        self.call = _small_call(impl, op, *_small_operands(m, dtype))
+        self._limit_threads(threads, blas=True)
+
+    def teardown(self, impl, op, m, dtype, threads):
+        self._restore_threads()
+
+    def time_call(self, impl, op, m, dtype, threads):
+        self.call()
+
+
+class GemmSmallMRatio(ThreadsMixin):
+    """NumPy's time / fastmlp's time per call ("x"; > 1: fastmlp faster), best
+    of 3 * TRACK_REPEATS loops of SMALL_LOOP calls each, interleaved."""
+
+    param_names = ["op", "m", "dtype", "threads"]
+    params = [SMALL_OPS, SMALL_M, DTYPES, THREADS]
+    timeout = 300
+
+    def setup(self, op, m, dtype, threads):
+        x, layers, out = _small_operands(m, dtype)
+        self.fm = _small_call("fastmlp", op, x, layers, out)
+        self.np = _small_call("numpy", op, x, layers, out.copy())
+        self.k = _MLP_SIZES[0]
+        self._limit_threads(threads, blas=True)
+
+    def teardown(self, op, m, dtype, threads):
+        self._restore_threads()
+
+    def track_ratio_vs_numpy(self, op, m, dtype, threads):
+        fm, np_ = _loop(self.fm), _loop(self.np)
+        fm()  # warm-up both
+        np_()
+        t_fm = t_np = float("inf")
+        for _ in range(3 * TRACK_REPEATS):
+            t_fm = min(t_fm, wall_time(fm))
+            t_np = min(t_np, wall_time(np_))
+        check_close(np.asarray(self.fm()), np.asarray(self.np()), self.k,
+                    f"small-m {op} m={m} {dtype}")
+        return t_np / t_fm
+
+    track_ratio_vs_numpy.unit = "x"

@@ -33,7 +33,7 @@ def show_config(file=None):
 
     def kern(info):
         return (f"{info['name']} (MR={info['mr']} NR={info['nr']} MC={info['mc']} "
-                f"KC={info['kc']} NC={info['nc']})")
+                f"KC={info['kc']} NC={info['nc']}; no packing for m <= {info['smallm']})")
 
     lines = [
         f"fastmlp {c['version']}",

@@ -64,11 +64,15 @@ def get_num_threads():
     global _omp_team_started
     if _in_forked_child:
         return 1
-    omp = max(1, _runtime.omp_max_threads())
+    # min(requested, max(1, OpenMP's)), without builtins: called per kernel call
+    n = _runtime.omp_max_threads()
     req = _requested
-    n = omp if req is None else max(1, min(req, omp))
+    if req is not None and req < n:
+        n = req
     if n > 1:
         _omp_team_started = True
+    elif n < 1:
+        n = 1
     return n
 
 

@@ -34,6 +34,21 @@ def _to_ndarray(x, name, func):
         raise TypeError(f"{func}: {name} cannot be converted to an array ({exc})") from None
 
 
+def _element_strided(x):
+    """True if `x` is aligned and every stride is a whole number of elements.
+
+    (A plain loop: these helpers run on every call, and for the one-row
+    products of prediction their cost is comparable to the kernel's.)
+    """
+    if not x.flags.aligned:
+        return False
+    isz = x.itemsize
+    for s in x.strides:
+        if s % isz:
+            return False
+    return True
+
+
 def _as_float_array(x, name, ndim, func):
     """`x` as an ndarray of float32/float64 with `ndim` dims and element-aligned strides."""
     x = _to_ndarray(x, name, func)
@@ -43,7 +58,7 @@ def _as_float_array(x, name, ndim, func):
             f"(convert with {name}.astype(np.float32) or .astype(np.float64))")
     if x.ndim != ndim:
         raise ValueError(f"{func}: {name} must be {ndim}-D, got {x.ndim}-D array of shape {x.shape}")
-    if not x.flags.aligned or any(s % x.itemsize for s in x.strides):
+    if not _element_strided(x):
         # Misaligned views (e.g. from a byte offset into a buffer) cannot be
         # addressed with element strides: take an aligned copy.
         x = np.array(x, copy=True, order="C")
@@ -52,10 +67,11 @@ def _as_float_array(x, name, ndim, func):
 
 def _result_dtype(*arrays):
     """float32 if every array is float32, else float64 (inputs are float32/float64)."""
+    f32 = _FLOAT_DTYPES[0]
     for a in arrays:
-        if a is not None and a.dtype != np.float32:
+        if a is not None and a.dtype != f32:
             return _FLOAT_DTYPES[1]
-    return _FLOAT_DTYPES[0]
+    return f32
 
 
 def _check_out(out, shape, dtype, func, name="out"):
@@ -71,6 +87,8 @@ def _check_out(out, shape, dtype, func, name="out"):
 
 
 def _real(value, name, func):
+    if type(value) is float:  # the common case, without the slower ABC check below
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{func}: {name} must be a real number, got {type(value).__name__}")
     return float(value)
@@ -79,7 +97,7 @@ def _real(value, name, func):
 def _needs_temp(out, *inputs):
     """True when `out` cannot be written in place: it overlaps an input, or
     its strides are not whole elements."""
-    if not out.flags.aligned or any(s % out.itemsize for s in out.strides):
+    if not _element_strided(out):
         return True
     return any(x is not None and np.may_share_memory(out, x) for x in inputs)
 
@@ -123,7 +141,8 @@ def matmul(a, b, out=None):
     b = _as_float_array(b, "b", 2, "matmul")
     _check_inner("matmul", a, b)
     dtype = _result_dtype(a, b)
-    a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+    if a.dtype != dtype or b.dtype != dtype:
+        a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
     shape = (a.shape[0], b.shape[1])
     inputs = None
     if out is None:
@@ -182,8 +201,9 @@ def linear(x, w, b=None, activation=None, out=None, *, alpha=0.01):
             raise ValueError(f"linear: b has shape {b.shape}, expected ({w.shape[1]},) "
                              f"to match w of shape {w.shape}")
     dtype = _result_dtype(x, w, b)
-    x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
-    if b is not None:
+    if x.dtype != dtype or w.dtype != dtype:
+        x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
+    if b is not None and (b.dtype != dtype or b.strides[0] != b.itemsize):
         b = np.ascontiguousarray(b, dtype=dtype)
     shape = (x.shape[0], w.shape[1])
     inputs = None

@@ -67,6 +67,7 @@ typedef struct {
     int arch;
     int mr, nr;         /* register block */
     int64_t mc, kc, nc; /* cache blocks: A block mc x kc in L2, B block kc x nc in L3 */
+    int64_t smallm;     /* m <= smallm with a unit-column-stride B skips packing (0: never) */
 } fm_gemm_info;
 
 int fm_gemm_info_get(int dtype_is_double, int arch, fm_gemm_info *out);

@@ -1,16 +1,22 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Thin Cython driver over the C GEMM engine (src_c/gemm).
 
-Design: fused ``floating`` memoryviews in, raw pointers and element strides
-out to C, GIL released for the whole call. Arguments were validated in
-fastmlp.ops (dtypes, shapes, alignment, aliasing); here only shapes are
-asserted. Transposes are expressed by the caller as transposed views: the C
-engine reads any row/column strides in place.
+Design: ndarrays in, raw pointers and element strides out to C, GIL released
+for the whole call. Arguments were validated in fastmlp.ops (dtypes, shapes,
+alignment, aliasing); `gemm` re-checks what memory safety needs (ndarray,
+2-D, one native float dtype, element-aligned strides, writeable C, shapes)
+through the NumPy C API: for the one-row products of prediction, fused-type
+dispatch and memoryview acquisition cost more than the product itself.
+Transposes are expressed by the caller as transposed views: the C engine
+reads any row/column strides in place.
 """
 from libc.stdint cimport int64_t
 from cython cimport floating
+cimport numpy as cnp
 
 from fastmlp._core.fastmlp_c cimport *
+
+cnp.import_array()
 
 ACTIVATIONS = {None: FM_ACT_NONE, "identity": FM_ACT_NONE, "relu": FM_ACT_RELU,
                "leaky_relu": FM_ACT_LEAKY_RELU, "sigmoid": FM_ACT_SIGMOID,
@@ -18,14 +24,6 @@ ACTIVATIONS = {None: FM_ACT_NONE, "identity": FM_ACT_NONE, "relu": FM_ACT_RELU,
 ARCH_AUTO = FM_ARCH_AUTO
 ARCH_REF = FM_ARCH_REF
 ARCH_AVX2 = FM_ARCH_AVX2
-
-
-cdef inline int64_t _stride(Py_ssize_t stride_bytes, Py_ssize_t extent, Py_ssize_t itemsize) noexcept nogil:
-    # A dimension of extent 1 is never stepped over; calling its stride 1 lets
-    # the engine take its unit-stride fast paths.
-    if extent == 1:
-        return 1
-    return stride_bytes // itemsize
 
 
 cdef _check(int status):
@@ -38,39 +36,87 @@ cdef _check(int status):
     raise ValueError("gemm: invalid argument (activation or kernel architecture)")
 
 
-def gemm(const floating[:, :] a, const floating[:, :] b, floating[:, :] c,
-         double alpha=1.0, double beta=0.0, const floating[:] bias=None,
-         int act=FM_ACT_NONE, double slope=0.01, int n_threads=1, int arch=FM_ARCH_AUTO):
-    """c = act(alpha * a @ b + beta * c + bias) in place. a: (m, k), b: (k, n), c: (m, n)."""
-    cdef Py_ssize_t m = c.shape[0], n = c.shape[1], k = a.shape[1]
-    assert a.shape[0] == m and b.shape[0] == k and b.shape[1] == n
-    assert bias is None or bias.shape[0] == n
+cdef inline int64_t _estride(cnp.ndarray x, int dim) noexcept:
+    # A dimension of extent 1 is never stepped over; calling its stride 1 lets
+    # the engine take its unit-stride fast paths.
+    if cnp.PyArray_DIM(x, dim) == 1:
+        return 1
+    return cnp.PyArray_STRIDE(x, dim) // cnp.PyArray_ITEMSIZE(x)
+
+
+cdef cnp.ndarray _operand(object x, str name, int ndim, int typenum, bint writeable):
+    """x as an ndarray the engine can address: `ndim` dims, dtype `typenum` in
+    native byte order, aligned, strides in whole elements."""
+    if not cnp.PyArray_Check(x):
+        raise TypeError(f"gemm: {name} must be a numpy.ndarray, got {type(x).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>x
+    cdef int d
+    if cnp.PyArray_NDIM(arr) != ndim:
+        raise ValueError(f"gemm: {name} must be {ndim}-D, got {cnp.PyArray_NDIM(arr)}-D")
+    if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_ISNOTSWAPPED(arr):
+        raise ValueError(f"gemm: {name} has dtype {arr.dtype}, expected "
+                         f"{'float32' if typenum == cnp.NPY_FLOAT else 'float64'} "
+                         f"(native byte order) like a")
+    if not cnp.PyArray_ISALIGNED(arr):
+        raise ValueError(f"gemm: {name} is not aligned")
+    for d in range(ndim):
+        if cnp.PyArray_STRIDE(arr, d) % cnp.PyArray_ITEMSIZE(arr):
+            raise ValueError(f"gemm: {name} has strides that are not whole elements")
+    if writeable and not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"gemm: {name} is read-only")
+    return arr
+
+
+def gemm(a, b, c, double alpha=1.0, double beta=0.0, bias=None, int act=FM_ACT_NONE,
+         double slope=0.01, int n_threads=1, int arch=FM_ARCH_AUTO):
+    """c = act(alpha * a @ b + beta * c + bias) in place. a: (m, k), b: (k, n),
+    c: (m, n) writeable, bias: (n,) contiguous or None; ndarrays of one dtype,
+    float32 or float64."""
+    if not cnp.PyArray_Check(a):
+        raise TypeError(f"gemm: a must be a numpy.ndarray, got {type(a).__name__}")
+    cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
+        raise ValueError(f"gemm: a has dtype {a.dtype}; expected float32 or float64")
+    cdef cnp.ndarray A = _operand(a, "a", 2, typenum, False)
+    cdef cnp.ndarray B = _operand(b, "b", 2, typenum, False)
+    cdef cnp.ndarray C = _operand(c, "c", 2, typenum, True)
+    cdef cnp.ndarray Z = None
+    cdef Py_ssize_t m = cnp.PyArray_DIM(C, 0), n = cnp.PyArray_DIM(C, 1)
+    cdef Py_ssize_t k = cnp.PyArray_DIM(A, 1)
+    if cnp.PyArray_DIM(A, 0) != m or cnp.PyArray_DIM(B, 0) != k or cnp.PyArray_DIM(B, 1) != n:
+        raise ValueError(f"gemm: shapes a {a.shape}, b {b.shape}, c {c.shape} do not match")
+    if bias is not None:
+        Z = _operand(bias, "bias", 1, typenum, False)
+        if cnp.PyArray_DIM(Z, 0) != n or (n > 1 and cnp.PyArray_STRIDE(Z, 0) != cnp.PyArray_ITEMSIZE(Z)):
+            raise ValueError(f"gemm: bias must be contiguous of shape ({n},), got {bias.shape}")
     if m == 0 or n == 0:
         return
-    cdef Py_ssize_t isz = sizeof(floating)
-    cdef const floating *pa = NULL
-    cdef const floating *pb = NULL
-    cdef const floating *pbias = NULL
+    cdef const void *pa = NULL
+    cdef const void *pb = NULL
+    cdef const void *pbias = NULL
     cdef int64_t rsa = 1, csa = 1, rsb = 1, csb = 1
     if k > 0:
-        pa = &a[0, 0]
-        pb = &b[0, 0]
-        rsa = _stride(a.strides[0], m, isz)
-        csa = _stride(a.strides[1], k, isz)
-        rsb = _stride(b.strides[0], k, isz)
-        csb = _stride(b.strides[1], n, isz)
-    if bias is not None:
-        pbias = &bias[0]
-    cdef floating *pc = &c[0, 0]
-    cdef int64_t rsc = _stride(c.strides[0], m, isz), csc = _stride(c.strides[1], n, isz)
+        pa = cnp.PyArray_DATA(A)
+        pb = cnp.PyArray_DATA(B)
+        rsa = _estride(A, 0)
+        csa = _estride(A, 1)
+        rsb = _estride(B, 0)
+        csb = _estride(B, 1)
+    if Z is not None:
+        pbias = cnp.PyArray_DATA(Z)
+    cdef void *pc = cnp.PyArray_DATA(C)
+    cdef int64_t rsc = _estride(C, 0), csc = _estride(C, 1)
     cdef int status
-    with nogil:
-        if floating is float:
-            status = fm_sgemm(arch, m, n, k, <float>alpha, pa, rsa, csa, pb, rsb, csb,
-                              <float>beta, pc, rsc, csc, pbias, act, <float>slope, n_threads)
-        else:
-            status = fm_dgemm(arch, m, n, k, alpha, pa, rsa, csa, pb, rsb, csb,
-                              beta, pc, rsc, csc, pbias, act, slope, n_threads)
+    if typenum == cnp.NPY_FLOAT:
+        with nogil:
+            status = fm_sgemm(arch, m, n, k, <float>alpha, <const float *>pa, rsa, csa,
+                              <const float *>pb, rsb, csb, <float>beta, <float *>pc, rsc, csc,
+                              <const float *>pbias, act, <float>slope, n_threads)
+    else:
+        with nogil:
+            status = fm_dgemm(arch, m, n, k, alpha, <const double *>pa, rsa, csa,
+                              <const double *>pb, rsb, csb, beta, <double *>pc, rsc, csc,
+                              <const double *>pbias, act, slope, n_threads)
     _check(status)
 
 
@@ -104,11 +150,12 @@ def ukr_call(int arch, const floating[::1] a_panel, const floating[::1] b_panel,
 
 
 def gemm_info(bint double_precision, int arch=FM_ARCH_AUTO):
-    """The micro-kernel and blocking used for a dtype: dict(name, arch, mr, nr, mc, kc, nc)."""
+    """The micro-kernel and blocking used for a dtype: dict(name, arch, mr, nr, mc, kc, nc,
+    smallm); smallm is the largest m that skips packing (B with unit column stride)."""
     cdef fm_gemm_info info
     _check(fm_gemm_info_get(double_precision, arch, &info))
     return dict(name=info.name.decode(), arch=fm_arch_name(info.arch).decode(), mr=info.mr,
-                nr=info.nr, mc=info.mc, kc=info.kc, nc=info.nc)
+                nr=info.nr, mc=info.mc, kc=info.kc, nc=info.nc, smallm=info.smallm)
 
 
 def arch_names():

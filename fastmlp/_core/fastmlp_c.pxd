@@ -26,6 +26,7 @@ cdef extern from "fastmlp.h" nogil:
         int64_t mc
         int64_t kc
         int64_t nc
+        int64_t smallm
 
     int fm_cpu_has_avx2()
     int fm_cpu_has_fma()

@@ -14,22 +14,35 @@
 #include <stdlib.h>
 #include "gemm.h"
 
+/* Largest m that takes the small-m kernels (no packing; gemm_impl.h),
+ * measured against the blocked path on Zen 3 (benchmarks/bench_gemm.py
+ * GemmSmallM), float32 784x256: AVX2 m=1 ~15 us against ~60 us, m=8 ~55
+ * against ~95 us, about even at m=12, blocked ahead from m~16-24; the
+ * reference kernels: the small-m one is 5-10x faster than the blocked one up
+ * to m=64 at least. FASTMLP_GEMM_SMALLM overrides both (0 = never); results
+ * are bitwise the same either way. */
+#define FM_SMALLM_MAX_REF 16
+#define FM_SMALLM_MAX_AVX2 8
+
 static fm_sgemm_cfg fm_s_tables[FM_ARCH_COUNT] = {
-    {"ref sgemm 6x16", FM_ARCH_REF, 6, 16, 144, 256, 4080, fm_sgemm_ref_6x16, NULL, NULL},
+    {"ref sgemm 6x16", FM_ARCH_REF, 6, 16, 144, 256, 4080, fm_sgemm_ref_6x16, NULL, NULL,
+     fm_sgemm_smallm_ref, FM_SMALLM_MAX_REF},
 #ifdef FM_BUILD_AVX2
     {"avx2 sgemm 6x16", FM_ARCH_AVX2, 6, 16, 144, 256, 4080, fm_sgemm_avx2_6x16, fm_spack_a6_avx2,
-     fm_spack_b16t_avx2},
+     fm_spack_b16t_avx2, fm_sgemm_smallm_avx2, FM_SMALLM_MAX_AVX2},
 #else
-    {"avx2 sgemm 6x16", FM_ARCH_AVX2, 6, 16, 144, 256, 4080, NULL, NULL, NULL},
+    {"avx2 sgemm 6x16", FM_ARCH_AVX2, 6, 16, 144, 256, 4080, NULL, NULL, NULL, NULL, 0},
 #endif
 };
 
 static fm_dgemm_cfg fm_d_tables[FM_ARCH_COUNT] = {
-    {"ref dgemm 6x8", FM_ARCH_REF, 6, 8, 72, 256, 4080, fm_dgemm_ref_6x8, NULL, NULL},
+    {"ref dgemm 6x8", FM_ARCH_REF, 6, 8, 72, 256, 4080, fm_dgemm_ref_6x8, NULL, NULL,
+     fm_dgemm_smallm_ref, FM_SMALLM_MAX_REF},
 #ifdef FM_BUILD_AVX2
-    {"avx2 dgemm 6x8", FM_ARCH_AVX2, 6, 8, 72, 256, 4080, fm_dgemm_avx2_6x8, NULL, NULL},
+    {"avx2 dgemm 6x8", FM_ARCH_AVX2, 6, 8, 72, 256, 4080, fm_dgemm_avx2_6x8, NULL, NULL,
+     fm_dgemm_smallm_avx2, FM_SMALLM_MAX_AVX2},
 #else
-    {"avx2 dgemm 6x8", FM_ARCH_AVX2, 6, 8, 72, 256, 4080, NULL, NULL, NULL},
+    {"avx2 dgemm 6x8", FM_ARCH_AVX2, 6, 8, 72, 256, 4080, NULL, NULL, NULL, NULL, 0},
 #endif
 };
 
@@ -39,6 +52,13 @@ static int64_t fm_env_block(const char *name, int64_t dflt, int64_t unit) {
     long long v = atoll(s);
     if (v < unit || v > (1 << 20)) return dflt;
     return (int64_t)((v + unit - 1) / unit * unit);
+}
+
+static int64_t fm_env_int(const char *name, int64_t dflt, int64_t hi) {
+    const char *s = getenv(name);
+    if (!s || !*s) return dflt;
+    long long v = atoll(s);
+    return v < 0 || v > hi ? dflt : (int64_t)v;
 }
 
 /* Runs once when the extension is loaded (before any other thread can call
@@ -58,6 +78,8 @@ static void fm_tables_init(void) {
         d->mc = fm_env_block("FASTMLP_GEMM_MC", d->mc, d->mr);
         d->kc = fm_env_block("FASTMLP_GEMM_KC", d->kc, 1);
         d->nc = fm_env_block("FASTMLP_GEMM_NC", d->nc, d->nr);
+        s->smallm_max = fm_env_int("FASTMLP_GEMM_SMALLM", s->smallm_max, 1 << 20);
+        d->smallm_max = fm_env_int("FASTMLP_GEMM_SMALLM", d->smallm_max, 1 << 20);
     }
     done = 1;
 }
@@ -88,11 +110,13 @@ int fm_gemm_info_get(int dtype_is_double, int arch, fm_gemm_info *out) {
         if (!c) return FM_ERR_ARG;
         out->name = c->name; out->arch = c->arch; out->mr = c->mr; out->nr = c->nr;
         out->mc = c->mc; out->kc = c->kc; out->nc = c->nc;
+        out->smallm = c->smallm ? c->smallm_max : 0;
     } else {
         const fm_sgemm_cfg *c = fm_sgemm_cfg_get(arch);
         if (!c) return FM_ERR_ARG;
         out->name = c->name; out->arch = c->arch; out->mr = c->mr; out->nr = c->nr;
         out->mc = c->mc; out->kc = c->kc; out->nc = c->nc;
+        out->smallm = c->smallm ? c->smallm_max : 0;
     }
     return FM_OK;
 }

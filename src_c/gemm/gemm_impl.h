@@ -341,6 +341,53 @@ static void FM_X(run)(const CFG *cfg, const FM_X(prob) *pr, const FM_X(plan) *P,
     }
 }
 
+/* ---- small m: no packing ----
+ *
+ * For a few rows (prediction: x is 1 x 784) packing all of B costs more than
+ * the product, which reads each element of B once. cfg->smallm reads B in
+ * place when it has unit column stride (a C-ordered weight matrix), with the
+ * blocked path's K blocks and per-element arithmetic, so the result is
+ * bitwise what the blocked path gives (ukernel.h).
+ *
+ * Threads split N into ranges of whole 64-byte column units (never K). Any
+ * split gives the same bits, so the split follows the team OpenMP actually
+ * hands out. The path is bound by streaming B, so a thread needs enough of
+ * B (or enough FMAs, for several rows) to pay for starting the team. */
+static void FM_X(smallm_part)(const CFG *cfg, const FM_X(prob) *pr, int64_t j0, int64_t j1) {
+    if (j1 <= j0) return;
+    UKR_ARGS args;
+    args.alpha = pr->alpha;
+    args.beta = pr->beta;
+    args.bias = pr->bias ? pr->bias + j0 : NULL;
+    args.act = pr->act;
+    args.slope = pr->slope;
+    cfg->smallm(pr->m, j1 - j0, pr->k, pr->KC, pr->a, pr->rsa, pr->csa, pr->b + j0, pr->rsb,
+                pr->c + j0 * pr->csc, pr->rsc, pr->csc, &args);
+}
+
+static void FM_X(smallm_gemm)(const CFG *cfg, const FM_X(prob) *pr, int nthreads) {
+    const int64_t unit = 64 / (int64_t)sizeof(FT);
+    const int64_t units = (pr->n + unit - 1) / unit;
+    int64_t by_work = pr->k * pr->n / (FM_SMALLM_MIN_BYTES_PER_THREAD / (int64_t)sizeof(FT));
+    const int64_t by_macs = pr->m * pr->n * pr->k / FM_SMALLM_MIN_MACS_PER_THREAD;
+    if (by_work < by_macs) by_work = by_macs;
+    int64_t nt = nthreads < 1 ? 1 : nthreads;
+    if (nt > by_work) nt = by_work;
+    if (nt > units) nt = units;
+#ifdef _OPENMP
+    if (nt > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads((int)nt)
+        {
+            int64_t u0, u1;
+            FM_X(split)(units, omp_get_num_threads(), omp_get_thread_num(), &u0, &u1);
+            FM_X(smallm_part)(cfg, pr, u0 * unit, u1 * unit < pr->n ? u1 * unit : pr->n);
+        }
+        return;
+    }
+#endif
+    FM_X(smallm_part)(cfg, pr, 0, pr->n);
+}
+
 int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a, int64_t rsa,
                int64_t csa, const FT *b, int64_t rsb, int64_t csb, FT beta, FT *c, int64_t rsc,
                int64_t csc, const FT *bias, int act, FT slope, int nthreads) {
@@ -359,6 +406,20 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
         return FM_OK;
     }
 
+    /* Balanced K blocks: k = 784 with KC = 256 becomes 4 x ~196 rather than
+     * 3 x 256 + 16 (a thin last block pays a full pass over C for little
+     * work). Depends on k and the table only, so summation order is still
+     * independent of the thread count (and of the small-m path). */
+    const int64_t kblocks = (k + cfg->kc - 1) / cfg->kc;
+    const int64_t KC = ((k + kblocks - 1) / kblocks + 7) / 8 * 8;
+
+    if (m <= cfg->smallm_max && csb == 1 && cfg->smallm) {
+        FM_X(prob) pr = {m, n, k, KC, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, bias,
+                         act, slope};
+        FM_X(smallm_gemm)(cfg, &pr, nthreads);
+        return FM_OK;
+    }
+
     /* Column-major C without bias: compute C^T = B^T A^T instead, so that the
      * kernel stores along unit stride. Each element's sum is unchanged. */
     if (csc != 1 && rsc == 1 && bias == NULL) {
@@ -370,13 +431,6 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
         rsa = nrsa; csa = ncsa; rsb = nrsb; csb = ncsb;
         t = rsc; rsc = csc; csc = t;
     }
-
-    /* Balanced K blocks: k = 784 with KC = 256 becomes 4 x ~196 rather than
-     * 3 x 256 + 16 (a thin last block pays a full pass over C for little
-     * work). Depends on k and the table only, so summation order is still
-     * independent of the thread count. */
-    const int64_t kblocks = (k + cfg->kc - 1) / cfg->kc;
-    const int64_t KC = ((k + kblocks - 1) / kblocks + 7) / 8 * 8;
 
     /* Two plans: for the requested threads, and a one-thread plan to fall
      * back on if OpenMP hands us a smaller team than asked for (nested

@@ -60,6 +60,31 @@ void fm_dgemm_avx2_6x8(int64_t k, const double *a, const double *b, double *c,
                        int64_t rsc, const fm_dukr_args *args);
 
 
+/* Small-m kernels (no packing): C (m x n) = act(alpha * A @ B + beta * C +
+ * bias) for a B with unit column stride (B[p, j] = b[p * rsb + j]) and any A
+ * and C strides, summed in K blocks of kc exactly as the blocked driver does,
+ * so every element is bitwise what the blocked path with the same
+ * architecture's micro-kernel gives. args->bias points at the n columns'
+ * values (or is NULL). Meant for few rows (m <= the table's smallm_max). */
+typedef void (*fm_sgemm_smallm)(int64_t m, int64_t n, int64_t k, int64_t kc, const float *a,
+                                int64_t rsa, int64_t csa, const float *b, int64_t rsb,
+                                float *c, int64_t rsc, int64_t csc, const fm_sukr_args *args);
+typedef void (*fm_dgemm_smallm)(int64_t m, int64_t n, int64_t k, int64_t kc, const double *a,
+                                int64_t rsa, int64_t csa, const double *b, int64_t rsb,
+                                double *c, int64_t rsc, int64_t csc, const fm_dukr_args *args);
+void fm_sgemm_smallm_ref(int64_t m, int64_t n, int64_t k, int64_t kc, const float *a,
+                         int64_t rsa, int64_t csa, const float *b, int64_t rsb, float *c,
+                         int64_t rsc, int64_t csc, const fm_sukr_args *args);
+void fm_dgemm_smallm_ref(int64_t m, int64_t n, int64_t k, int64_t kc, const double *a,
+                         int64_t rsa, int64_t csa, const double *b, int64_t rsb, double *c,
+                         int64_t rsc, int64_t csc, const fm_dukr_args *args);
+void fm_sgemm_smallm_avx2(int64_t m, int64_t n, int64_t k, int64_t kc, const float *a,
+                          int64_t rsa, int64_t csa, const float *b, int64_t rsb, float *c,
+                          int64_t rsc, int64_t csc, const fm_sukr_args *args);
+void fm_dgemm_smallm_avx2(int64_t m, int64_t n, int64_t k, int64_t kc, const double *a,
+                          int64_t rsa, int64_t csa, const double *b, int64_t rsb, double *c,
+                          int64_t rsc, int64_t csc, const fm_dukr_args *args);
+
 /* Packing kernels: six rows of a row-major (unit column stride) A into one
  * MR = 6 micro-panel of kc columns. Same result as the generic packer. */
 typedef void (*fm_spack_a6)(int64_t kc, const float *a, int64_t rsa, float *dst);

@@ -15,16 +15,13 @@
 #include "../epilogue.h"
 #include "../../fastmlp.h"
 #include "vmath_avx2.h"
+#include "epilogue_avx2.h"
 
 static inline __m256d fm_d_epi(__m256d v, const double *cij, int has_beta, __m256d vbeta,
                                const double *bias, int act, __m256d vslope) {
     if (has_beta) v = _mm256_fmadd_pd(vbeta, _mm256_loadu_pd(cij), v);
     if (bias) v = _mm256_add_pd(v, _mm256_loadu_pd(bias));
-    switch (act) {
-    case FM_ACT_RELU: return fm_relu_pd(v);
-    case FM_ACT_LEAKY_RELU: return fm_leaky_relu_pd(v, vslope);
-    default: return v;
-    }
+    return fm_d_act_avx2(v, act, vslope);
 }
 
 #define FM_D_STEP(u)                                                           \

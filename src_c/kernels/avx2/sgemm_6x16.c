@@ -16,18 +16,13 @@
 #include "../ukernel.h"
 #include "../../fastmlp.h"
 #include "vmath_avx2.h"
+#include "epilogue_avx2.h"
 
 static inline __m256 fm_s_epi(__m256 v, const float *cij, int has_beta, __m256 vbeta,
                               const float *bias, int act, __m256 vslope) {
     if (has_beta) v = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(cij), v);
     if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
-    switch (act) {
-    case FM_ACT_RELU: return fm_relu_ps(v);
-    case FM_ACT_LEAKY_RELU: return fm_leaky_relu_ps(v, vslope);
-    case FM_ACT_SIGMOID: return fm_sigmoid_ps(v);
-    case FM_ACT_TANH: return fm_tanh_ps(v);
-    default: return v;
-    }
+    return fm_s_act_avx2(v, act, vslope);
 }
 
 #define FM_S_STEP(u)                                                           \
