@@ -87,8 +87,9 @@ def test_tables_have_a_small_m_path():
 # ---------------------------------------------------------------- values
 
 # (k, n): n = 1, n below / not a multiple of the vector width (8 floats,
-# 4 doubles) and of every chunk width, k = 1, and k over several K blocks
-KN = [(1, 1), (1, 37), (5, 1), (13, 8), (40, 61), (128, 10), (256, 130), (700, 100)]
+# 4 doubles) and of every chunk width, k = 1, k over several K blocks, and
+# rows of 0.5-4 KB (the one-row streaming kernel) with a ragged end
+KN = [(1, 1), (1, 37), (5, 1), (13, 8), (40, 61), (128, 10), (256, 130), (700, 130), (9, 1021)]
 
 
 @pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
@@ -171,8 +172,9 @@ def _layouts(rng, m, k, n, dtype):
 def test_layouts(rng, m, dtype):
     """Strided/transposed/broadcast A, B with and without unit column stride,
     strided C: same values, and bitwise the contiguous result."""
-    k, n = 300, 37
-    for name, (a, b, c) in _layouts(rng, m, k, n, dtype).items():
+    k = 300
+    for n, (name, (a, b, c)) in [(n, item) for n in (37, 130)
+                                 for item in _layouts(rng, m, k, n, dtype).items()]:
         bias = make(rng, (n,), dtype)
         c0 = make(rng, (m, n), dtype)
         c[...] = c0

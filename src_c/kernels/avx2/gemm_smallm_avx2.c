@@ -16,12 +16,17 @@
  * The MG x NV accumulators stay in registers for the whole K block (every
  * loop over them is fully unrolled on constants, so GCC keeps them out of
  * memory); between blocks the running total lives in C, as in the blocked
- * driver. Chunk widths, measured on Zen 3: MG=1: 8 vectors (256 contiguous
- * bytes of a B row per step: bandwidth bound), MG=2: 6, MG=3: 4, MG=4: 3
- * (12 accumulators: FMA bound). B rows are read with a stride of n
- * elements, so each step prefetches the row FM_SM_PF steps ahead (worth
- * ~10-25% from L3). The columns past the last full chunk go through one
- * narrower chunk whose last vector is loaded and stored with a lane mask.
+ * driver. Chunk widths, measured on Zen 3: MG=1: 8 vectors (256 bytes of a B
+ * row per step: bandwidth bound), MG=2: 6, MG=3: 4, MG=4: 3 (12
+ * accumulators: FMA bound). B rows are read with a stride of n elements, so
+ * each step prefetches the row FM_SM_PF steps ahead (worth ~10-25% from L3).
+ * The columns past the last full chunk go through one narrower chunk whose
+ * last vector is loaded and stored with a lane mask.
+ *
+ * One row whose column range is all of a contiguous B's rows (one thread,
+ * rows of 0.5-4 KB) takes a pure streaming kernel instead (rows1s in the
+ * template): B read once, front to back, four rows per step into L1
+ * accumulators -- what the hardware prefetchers handle best.
  *
  * Bitwise identity with the blocked path: every element of C gets exactly
  * the operations the micro-kernels give it. The sum is split into the same
@@ -63,7 +68,12 @@ static inline __m256i fm_mask64(int r) {
         const FT *ai = a + i * rsa;                                                       \
         FT *ci = c + i * rsc;                                                             \
         switch (mg) {                                                                     \
-        case 1: SM(rows1)(n, k, kc, ai, rsa, csa, b, rsb, ci, rsc, csc, args); break;     \
+        case 1:                                                                           \
+            if (rsb == n && n * (int64_t)sizeof(FT) >= 512 && n <= SM_ROWW)               \
+                SM(rows1s)(n, k, kc, ai, rsa, csa, b, rsb, ci, rsc, csc, args);           \
+            else                                                                          \
+                SM(rows1c)(n, k, kc, ai, rsa, csa, b, rsb, ci, rsc, csc, args);           \
+            break;                                                                        \
         case 2: SM(rows2)(n, k, kc, ai, rsa, csa, b, rsb, ci, rsc, csc, args); break;     \
         case 3: SM(rows3)(n, k, kc, ai, rsa, csa, b, rsb, ci, rsc, csc, args); break;     \
         default: SM(rows4)(n, k, kc, ai, rsa, csa, b, rsb, ci, rsc, csc, args); break;    \
@@ -93,10 +103,10 @@ static inline __m256i fm_mask64(int r) {
 #define SCALAR_ACT_AFTER 0
 #define ACT_SCALAR fm_act_scalar_s
 #include "gemm_smallm_avx2_tmpl.h"
-SM_DEFINE_ROWS(1, 8, FM_SM_PF)
-SM_DEFINE_ROWS(2, 6, FM_SM_PF)
-SM_DEFINE_ROWS(3, 4, FM_SM_PF)
-SM_DEFINE_ROWS(4, 3, FM_SM_PF)
+SM_DEFINE_ROWS(rows1c, 1, 8, FM_SM_PF)
+SM_DEFINE_ROWS(rows2, 2, 6, FM_SM_PF)
+SM_DEFINE_ROWS(rows3, 3, 4, FM_SM_PF)
+SM_DEFINE_ROWS(rows4, 4, 3, FM_SM_PF)
 
 void fm_sgemm_smallm_avx2(int64_t m, int64_t n, int64_t k, int64_t kc, const float *a,
                           int64_t rsa, int64_t csa, const float *b, int64_t rsb, float *c,
@@ -125,6 +135,7 @@ void fm_sgemm_smallm_avx2(int64_t m, int64_t n, int64_t k, int64_t kc, const flo
 #undef ACT_SCALAR
 #undef SM_MGMAX
 #undef SM_NVMAX
+#undef SM_ROWW
 #undef SM_DEFINE_ROWS
 #undef SM_TAIL
 
@@ -150,10 +161,10 @@ void fm_sgemm_smallm_avx2(int64_t m, int64_t n, int64_t k, int64_t kc, const flo
 #define SCALAR_ACT_AFTER 1
 #define ACT_SCALAR fm_act_scalar_d
 #include "gemm_smallm_avx2_tmpl.h"
-SM_DEFINE_ROWS(1, 8, FM_SM_PF)
-SM_DEFINE_ROWS(2, 6, FM_SM_PF)
-SM_DEFINE_ROWS(3, 4, FM_SM_PF)
-SM_DEFINE_ROWS(4, 3, FM_SM_PF)
+SM_DEFINE_ROWS(rows1c, 1, 8, FM_SM_PF)
+SM_DEFINE_ROWS(rows2, 2, 6, FM_SM_PF)
+SM_DEFINE_ROWS(rows3, 3, 4, FM_SM_PF)
+SM_DEFINE_ROWS(rows4, 4, 3, FM_SM_PF)
 
 void fm_dgemm_smallm_avx2(int64_t m, int64_t n, int64_t k, int64_t kc, const double *a,
                           int64_t rsa, int64_t csa, const double *b, int64_t rsb, double *c,

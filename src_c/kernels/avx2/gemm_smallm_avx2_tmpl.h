@@ -12,6 +12,107 @@
 
 #define SM_MGMAX 4   /* rows per group */
 #define SM_NVMAX 8   /* vectors per column chunk */
+#define SM_ROWW (4096 / (int)sizeof(FT))  /* columns per panel of the 1-row kernel (4 KB) */
+
+/* A K block's store for one row of C, `ncols` <= SM_ROWW columns from the
+ * block's sums, as the blocked driver's micro-kernel store: alpha * sum, then
+ * + beta * C on the first block (C unread when beta == 0) or + the running
+ * total on later ones (the driver's beta = 1), and on the last block + bias
+ * and the activation. C holds the running total between blocks. */
+static void SM(store)(const FT *sums, int ncols, int first, int last, FT *ci, int64_t csc,
+                      const FT *bias, const ARGS *args) {
+    FT tmp[SM_ROWW] __attribute__((aligned(32)));
+    const VT valpha = V_SET1(args->alpha), vbeta = V_SET1(args->beta);
+    const VT vslope = V_SET1(args->slope);
+    const int read_c = !first || args->beta != 0;
+    const int act = last ? args->act : FM_ACT_NONE;
+    const int nv = (ncols + VL - 1) / VL;
+    const MT mask = V_MASK(ncols - (nv - 1) * VL);
+    /* A strided C row goes through tmp. */
+    FT *dst = csc == 1 ? ci : tmp;
+    if (csc != 1 && read_c)
+        for (int j = 0; j < ncols; j++) tmp[j] = ci[j * csc];
+    for (int v = 0; v < nv; v++) {
+        const int mv = v == nv - 1;  /* the last vector is masked (maybe to all lanes) */
+        VT x = V_MUL(valpha, V_LOAD(sums + v * VL));
+        if (read_c) {
+            const VT cv = mv ? V_MLOAD(dst + v * VL, mask) : V_LOAD(dst + v * VL);
+            x = first ? V_FMA(vbeta, cv, x) : V_ADD(x, cv);
+        }
+        if (last && bias)
+            x = V_ADD(x, mv ? V_MLOAD(bias + v * VL, mask) : V_LOAD(bias + v * VL));
+        x = V_ACT(x, act, vslope);
+        if (mv) V_MSTORE(dst + v * VL, mask, x);
+        else V_STORE(dst + v * VL, x);
+    }
+    if (SCALAR_ACT_AFTER && (act == FM_ACT_SIGMOID || act == FM_ACT_TANH))
+        for (int j = 0; j < ncols; j++) dst[j] = ACT_SCALAR(dst[j], act, args->slope);
+    if (csc != 1)
+        for (int j = 0; j < ncols; j++) ci[j * csc] = tmp[j];
+}
+
+/* One row of A (m = 1) whose n columns are whole rows of a contiguous B
+ * (rsb == n, n <= SM_ROWW): nothing in B is used twice, and B is one
+ * contiguous stream. Its rows are read in order, four at a time, into
+ * accumulators that stay in L1:  acc[j] = fma(a[p+3], B[p+3, j], ... fma(a[p],
+ * B[p, j], acc[j]))  -- still one FMA per k step per element, in k order.
+ * The hardware prefetchers follow the stream; column chunks of a few vectors
+ * per row, read with the row stride, are slower here (float64 784x256:
+ * 26 against 37 us; float32: 12.7 against 15 us). But when a thread's column
+ * range is only part of each row, streaming makes the prefetchers fetch the
+ * other threads' parts too, and the chunked kernel (rows1c) is faster. */
+static void SM(rows1s)(int64_t n, int64_t k, int64_t kc, const FT *a, int64_t rsa, int64_t csa,
+                      const FT *b, int64_t rsb, FT *c, int64_t rsc, int64_t csc,
+                      const ARGS *args) {
+    FT acc[SM_ROWW] __attribute__((aligned(32)));
+    (void)rsa;
+    (void)rsc;
+    for (int64_t j0 = 0; j0 < n; j0 += SM_ROWW) {
+        const int nw = n - j0 < SM_ROWW ? (int)(n - j0) : SM_ROWW;
+        const int nfull = nw / VL, rest = nw - nfull * VL;
+        const MT mask = V_MASK(rest ? rest : VL);
+        const FT *bj = b + j0;
+        for (int64_t p0 = 0; p0 < k; p0 += kc) {
+            const int64_t p1 = k - p0 < kc ? k : p0 + kc;
+            for (int j = 0; j < nw; j += VL) V_STORE(acc + j, V_ZERO());
+            int64_t p = p0;
+            for (; p + 4 <= p1; p += 4) {
+                const VT a0 = V_BCAST(a + p * csa), a1 = V_BCAST(a + (p + 1) * csa);
+                const VT a2 = V_BCAST(a + (p + 2) * csa), a3 = V_BCAST(a + (p + 3) * csa);
+                const FT *b0 = bj + p * rsb, *b1 = b0 + rsb, *b2 = b1 + rsb, *b3 = b2 + rsb;
+                for (int v = 0; v < nfull; v++) {
+                    VT x = V_LOAD(acc + v * VL);
+                    x = V_FMA(a0, V_LOAD(b0 + v * VL), x);
+                    x = V_FMA(a1, V_LOAD(b1 + v * VL), x);
+                    x = V_FMA(a2, V_LOAD(b2 + v * VL), x);
+                    x = V_FMA(a3, V_LOAD(b3 + v * VL), x);
+                    V_STORE(acc + v * VL, x);
+                }
+                if (rest) {
+                    const int o = nfull * VL;
+                    VT x = V_LOAD(acc + o);
+                    x = V_FMA(a0, V_MLOAD(b0 + o, mask), x);
+                    x = V_FMA(a1, V_MLOAD(b1 + o, mask), x);
+                    x = V_FMA(a2, V_MLOAD(b2 + o, mask), x);
+                    x = V_FMA(a3, V_MLOAD(b3 + o, mask), x);
+                    V_STORE(acc + o, x);
+                }
+            }
+            for (; p < p1; p++) {
+                const VT a0 = V_BCAST(a + p * csa);
+                const FT *b0 = bj + p * rsb;
+                for (int v = 0; v < nfull; v++)
+                    V_STORE(acc + v * VL, V_FMA(a0, V_LOAD(b0 + v * VL), V_LOAD(acc + v * VL)));
+                if (rest) {
+                    const int o = nfull * VL;
+                    V_STORE(acc + o, V_FMA(a0, V_MLOAD(b0 + o, mask), V_LOAD(acc + o)));
+                }
+            }
+            SM(store)(acc, nw, p0 == 0, p1 == k, c + j0 * csc, csc,
+                      args->bias ? args->bias + j0 : NULL, args);
+        }
+    }
+}
 
 /* One row group (MG rows) x one column chunk (NV vectors, the last one
  * covering `nlast` valid columns when MASKED) x one K block [p0, p1). C holds
@@ -25,7 +126,6 @@ static inline __attribute__((always_inline)) void SM(chunk)(
      * lives in registers; the epilogue works on `sums`, stored once. */
     VT acc[SM_MGMAX][SM_NVMAX];
     FT sums[SM_MGMAX][SM_NVMAX * VL] __attribute__((aligned(32)));
-    FT tmp[SM_NVMAX * VL] __attribute__((aligned(32)));
     const MT mask = V_MASK(MASKED ? nlast : VL);
     const int ncols = (NV - 1) * VL + (MASKED ? nlast : VL);
 
@@ -53,38 +153,8 @@ static inline __attribute__((always_inline)) void SM(chunk)(
     for (int i = 0; i < MG; i++)
         for (int v = 0; v < NV; v++) V_STORE(sums[i] + v * VL, acc[i][v]);
 
-    /* The block's store, as the blocked driver's: alpha * acc, then
-     * + beta * C on the first block (C unread when beta == 0) or + the
-     * running total on later ones (the driver's beta = 1), and on the last
-     * block + bias and the activation. */
-    const VT valpha = V_SET1(args->alpha), vbeta = V_SET1(args->beta);
-    const VT vslope = V_SET1(args->slope);
-    const int read_c = !first || args->beta != 0;
-    const int act = last ? args->act : FM_ACT_NONE;
-    for (int i = 0; i < MG; i++) {
-        FT *ci = c + i * rsc;
-        /* A strided C row goes through tmp. */
-        FT *dst = csc == 1 ? ci : tmp;
-        if (csc != 1 && read_c)
-            for (int j = 0; j < ncols; j++) tmp[j] = ci[j * csc];
-        for (int v = 0; v < NV; v++) {
-            const int mv = MASKED && v == NV - 1;
-            VT x = V_MUL(valpha, V_LOAD(sums[i] + v * VL));
-            if (read_c) {
-                const VT cv = mv ? V_MLOAD(dst + v * VL, mask) : V_LOAD(dst + v * VL);
-                x = first ? V_FMA(vbeta, cv, x) : V_ADD(x, cv);
-            }
-            if (last && bias)
-                x = V_ADD(x, mv ? V_MLOAD(bias + v * VL, mask) : V_LOAD(bias + v * VL));
-            x = V_ACT(x, act, vslope);
-            if (mv) V_MSTORE(dst + v * VL, mask, x);
-            else V_STORE(dst + v * VL, x);
-        }
-        if (SCALAR_ACT_AFTER && (act == FM_ACT_SIGMOID || act == FM_ACT_TANH))
-            for (int j = 0; j < ncols; j++) dst[j] = ACT_SCALAR(dst[j], act, args->slope);
-        if (csc != 1)
-            for (int j = 0; j < ncols; j++) ci[j * csc] = tmp[j];
-    }
+    for (int i = 0; i < MG; i++)
+        SM(store)(sums[i], ncols, first, last, c + i * rsc, csc, bias, args);
 }
 
 /* MG rows, all n columns: full chunks of NVF vectors, then one chunk of
@@ -99,8 +169,8 @@ static inline __attribute__((always_inline)) void SM(chunk)(
 /* MG rows, all n columns, K block by K block (the block of B, kc rows, stays
  * in L2 while the column chunks pass over it): full chunks of NVF vectors,
  * then one chunk of ceil(rest / VL) vectors with the last one masked. */
-#define SM_DEFINE_ROWS(MG, NVF, PF)                                                         \
-    static void SM(rows##MG)(int64_t n, int64_t k, int64_t kc, const FT *a, int64_t rsa,    \
+#define SM_DEFINE_ROWS(NAME, MG, NVF, PF)                                                   \
+    static void SM(NAME)(int64_t n, int64_t k, int64_t kc, const FT *a, int64_t rsa,    \
                              int64_t csa, const FT *b, int64_t rsb, FT *c, int64_t rsc,     \
                              int64_t csc, const ARGS *args) {                               \
         const FT *bias = args->bias;                                                        \
