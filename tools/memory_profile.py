@@ -3,10 +3,10 @@
 Usage: python tools/memory_profile.py [--samples 60000] [--features 784]
        [--hidden 256,128] [--solver sgd] [--batch-size 128] [--max-iter 1] [--sklearn]
 
-Each measurement runs in a FRESH Python process (ru_maxrss is a process's
-high-water mark): it imports fastmlp and scikit-learn, builds X (float32,
+Each measurement runs in a FRESH Python process (its peak RSS, VmHWM, is a
+process's high-water mark): it imports fastmlp and scikit-learn, builds X (float32,
 generated in chunks so no float64 temporary inflates the peak) and integer
-labels, records its resident set size, fits once and reads ru_maxrss. It
+labels, records its resident set size, fits once and reads the peak RSS. It
 prints the data size, the RSS before fit, the peak RSS and the peak minus
 the RSS before fit (what fit itself added), next to the model's parameter
 memory. fit should need the data plus O(parameters + batch): nothing of the
@@ -34,6 +34,16 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
+def peak_rss():
+    # VmHWM: the high-water mark of THIS process image. (ru_maxrss is not:
+    # Linux carries the RSS of the forked copy of the parent into it at exec.)
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 rng = np.random.default_rng(0)
 n, d = args["samples"], args["features"]
 X = np.empty((n, d), np.float32)
@@ -44,11 +54,11 @@ cls = SkMLP if args["sklearn"] else fastmlp.MLPClassifier
 est = cls(hidden_layer_sizes=tuple(args["hidden"]), solver=args["solver"],
           max_iter=args["max_iter"], batch_size=args["batch_size"], random_state=0)
 before = rss()
-peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak_before = peak_rss()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     est.fit(X, y)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = peak_rss()
 n_params = sum(c.size + b.size for c, b in zip(est.coefs_, est.intercepts_))
 print(json.dumps({"data": X.nbytes + y.nbytes, "rss_before_fit": before,
                   "peak_before_fit": peak_before, "peak": peak,

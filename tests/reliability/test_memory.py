@@ -3,7 +3,7 @@ allocator noise), and fit needs the data plus O(parameters + batch), never a
 second copy of the data (tools/memory_profile.py measures the full-size case,
 60000 x 784).
 
-Both run in fresh subprocesses: RSS is a per-process figure, and ru_maxrss a
+Both run in fresh subprocesses: RSS is a per-process figure, and VmHWM a
 per-process high-water mark.
 """
 import json
@@ -95,6 +95,15 @@ PEAK_SCRIPT = textwrap.dedent("""
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
+    def peak_rss():
+        # VmHWM: the high-water mark of THIS process image. (ru_maxrss is not:
+        # Linux carries the RSS of the forked copy of the parent into it at exec.)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
     rng = np.random.default_rng(0)
     n, d = 32768, 256
     X = np.empty((n, d), np.float32)
@@ -105,7 +114,7 @@ PEAK_SCRIPT = textwrap.dedent("""
                                 batch_size=128, random_state=0)
     before = rss()
     clf.fit(X, y)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss()
     print(json.dumps({"data": X.nbytes, "added": peak - before,
                       "params": sum(c.nbytes + b.nbytes
                                     for c, b in zip(clf.coefs_, clf.intercepts_)),
