@@ -40,6 +40,8 @@ def main(argv=None):
         from fastmlp._demo import run_demo
         if args.epochs < 1:
             parser.error("--epochs must be >= 1")
+        if not 0 <= args.seed < 2**32:
+            parser.error("--seed must be in [0, 2**32 - 1]")
         run_demo(epochs=args.epochs, seed=args.seed)
         return 0
     if args.command == "bench":

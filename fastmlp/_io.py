@@ -6,7 +6,7 @@ plain arrays plus one uint8 array ``__meta__``: UTF-8 JSON ::
 
     {"format": "fastmlp", "format_version": 1, "fastmlp_version": "0.1.0",
      "class": "Perceptron", "params": {...}, "arrays": ["coef_", ...],
-     "checksum": "<sha256 hex>"}
+     "checksum": "<sha256 hex>", "meta_checksum": "<sha256 hex>"}
 
 * Never pickle. Files are read with ``np.load(..., allow_pickle=False)`` and
   only arrays of plain dtypes (bool, integers, floats, complex, fixed-width
@@ -15,10 +15,17 @@ plain arrays plus one uint8 array ``__meta__``: UTF-8 JSON ::
   evaluated or imported: ``"class"`` is looked up in a registry of classes
   that opted in (see `register`).
 * Integrity. The zip's CRC-32 catches most damage; the SHA-256 checksum over
-  every array's name, dtype, shape and bytes (`_checksum`) catches the rest,
-  and any inconsistency (a missing or extra array, a header whose size does
-  not match its member, bad JSON, a newer ``format_version``) is a
-  ValueError that names the file and the problem. Every array header is
+  every array's name, dtype, shape and bytes (`_checksum`) and the one over
+  the rest of the metadata -- class, hyperparameters, array list
+  (`_meta_checksum`, in canonical JSON) -- catch the rest, and any
+  inconsistency (a missing or extra array, a header whose size does not
+  match its member, bad JSON, an unknown metadata field, a newer
+  ``format_version``) is a ValueError that names the file and the problem.
+  Files written before ``meta_checksum`` existed (no such field) are still
+  read. Bytes after the end of the zip archive are rejected (zip readers
+  ignore them; fastmlp never writes them). Bytes that the zip reader ignores
+  (timestamps, "version made by") may change without harm: what loads is
+  then exactly what was saved. Every array header is
   checked against the member's size before the array is read, so a corrupt
   shape cannot make the reader allocate an absurd amount of memory.
 * Atomic write. The file is first written in full to a temporary file in the
@@ -115,6 +122,20 @@ def _checksum(names, arrays):
     return h.hexdigest()
 
 
+# Fields of __meta__; "meta_checksum" covers all of them but the two checksums.
+_META_FIELDS = ("format", "format_version", "fastmlp_version", "class", "params", "arrays",
+                "checksum", "meta_checksum")
+
+
+def _meta_checksum(meta):
+    """SHA-256 of the canonical JSON (sorted keys, no spaces, ASCII) of the
+    metadata fields other than the checksums, as they read back from the file."""
+    covered = {k: meta.get(k) for k in _META_FIELDS if k not in ("checksum", "meta_checksum")}
+    text = json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
 def _collect_state(obj):
     cls = type(obj)
     name = _NAMES.get(cls)
@@ -153,6 +174,8 @@ def _collect_state(obj):
             "arrays": list(out),
             "checksum": _checksum(list(out), out),
         }
+        # over the metadata as it will read back (tuples become lists, ...)
+        meta["meta_checksum"] = _meta_checksum(json.loads(json.dumps(meta, allow_nan=False)))
         text = json.dumps(meta, allow_nan=False, sort_keys=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"save: the parameters of {cls.__qualname__} are not plain JSON "
@@ -294,6 +317,11 @@ def _parse_meta(raw):
     for key, typ in (("class", str), ("params", dict), ("arrays", list), ("checksum", str)):
         if not isinstance(meta.get(key), typ):
             raise _Bad(f"__meta__ field {key!r} is missing or not a {typ.__name__}")
+    unknown = sorted(set(meta) - set(_META_FIELDS))
+    if unknown:
+        raise _Bad(f"__meta__ has unexpected fields {unknown}")
+    if "meta_checksum" in meta and not isinstance(meta["meta_checksum"], str):
+        raise _Bad("__meta__ field 'meta_checksum' is not a str")
     names = meta["arrays"]
     if not all(isinstance(n, str) and _NAME_RE.match(n) for n in names) or \
             len(set(names)) != len(names):
@@ -306,16 +334,24 @@ def load(path):
 
     Raises FileNotFoundError (an OSError) if `path` does not exist, and
     ValueError naming the file and the problem if it is not an intact fastmlp
-    file: truncated or corrupt, missing or bad metadata, checksum mismatch,
+    file: truncated or corrupt, missing or bad metadata, a checksum mismatch
+    (arrays or metadata),
     unknown class, a format_version newer than this fastmlp reads, or any
     array that would need pickle. Never unpickles anything.
     """
     path = os.fspath(path)
     with open(path, "rb") as f:          # OSError (FileNotFoundError, ...) propagates
         magic = f.read(len(_ZIP_MAGIC))
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - _EOCD_SEARCH))
+        tail = f.read()
     try:
         if magic != _ZIP_MAGIC:
             raise _Bad("not a fastmlp .npz file (no zip signature)")
+        if not _ends_with_eocd(tail):
+            raise _Bad("the end of the zip archive is damaged or followed by extra data "
+                       "(a truncated, appended-to or otherwise damaged file)")
         try:
             arrays, meta = _read(path)
         except _Bad:
@@ -328,13 +364,35 @@ def load(path):
         if cls is None:
             raise _Bad(f"unknown class {meta['class']!r} (known: "
                        f"{', '.join(sorted(set(_REGISTRY) | set(_PROVIDERS))) or 'none'})")
+        if "meta_checksum" in meta and _meta_checksum(meta) != meta["meta_checksum"]:
+            raise _Bad("checksum mismatch: the metadata (class, hyperparameters) are corrupt")
         try:
             return cls._from_state(meta["params"], arrays)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
             raise _Bad(f"inconsistent {meta['class']} state ({type(exc).__name__}: {exc})") \
                 from None
+        except (MemoryError, OverflowError) as exc:
+            raise _Bad(f"the {meta['class']} it describes cannot be built "
+                       f"({type(exc).__name__}: {exc})") from None
     except _Bad as exc:
         raise ValueError(f"fastmlp.load({path!r}): {exc}") from None
+
+
+_EOCD_SIG = b"PK\x05\x06"
+_EOCD_SEARCH = 22 + 0xFFFF      # the end record (22 bytes) and the longest zip comment
+
+
+def _ends_with_eocd(tail):
+    """True when `tail` (the file's last bytes) ends exactly with a zip
+    end-of-central-directory record and its comment. zipfile itself also
+    accepts bytes after the archive; fastmlp writes none, so they mean damage."""
+    pos = tail.rfind(_EOCD_SIG)
+    while pos >= 0:
+        if pos + 22 <= len(tail) and \
+                pos + 22 + int.from_bytes(tail[pos + 20:pos + 22], "little") == len(tail):
+            return True
+        pos = tail.rfind(_EOCD_SIG, 0, pos)
+    return False
 
 
 def _lookup(name):

@@ -113,6 +113,32 @@ def _rng(random_state):
                     f"got {type(random_state).__name__}")
 
 
+def _as_input(X, dtype, who, name="X"):
+    """`X` as an ndarray of `dtype` (float32/float64). Real numbers (floats,
+    ints, bools, and object arrays of numbers) are converted, as NumPy's
+    ``astype`` would; complex, string and other dtypes are a TypeError rather
+    than a silent conversion (complex -> real would drop the imaginary part).
+    The caller's array is never written to."""
+    if not isinstance(X, np.ndarray):
+        try:
+            X = np.asarray(X)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{who}: {name} cannot be converted to an array ({exc})") from None
+    if X.dtype == dtype:
+        return X
+    kind = X.dtype.kind
+    if kind == "O":
+        try:
+            return X.astype(dtype)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{who}: {name} has dtype object with non-numeric entries ({exc}); "
+                            f"pass an array of real numbers") from None
+    if kind not in "biuf":
+        raise TypeError(f"{who}: {name} has dtype {X.dtype}; fastmlp.nn models take real numbers "
+                        f"(float32/float64; ints and bools are converted)")
+    return X.astype(dtype)
+
+
 class Layer:
     """Base class. Subclasses with parameters call ``_create_params`` in
     ``__init__`` with their initial values (an ordered dict name -> array)."""
@@ -176,9 +202,7 @@ class Layer:
         return b
 
     def _input(self, X):
-        X = np.asarray(X)
-        if X.dtype != self.dtype:
-            X = X.astype(self.dtype)
+        X = _as_input(X, self.dtype, f"{type(self).__name__}.forward")
         if X.ndim != 2:
             raise ValueError(f"{type(self).__name__}.forward: X must be 2-D "
                              f"(n_samples, n_features), got shape {X.shape}")
@@ -241,23 +265,30 @@ class Linear(Layer):
         if not self.bias:
             self._param_names = ("W",)
         rs = _rng(random_state)
-        shape = (self.n_in, self.n_out)
-        b = np.zeros(self.n_out)
-        if init == "he":
-            W = rs.normal(0.0, np.sqrt(2.0 / n_in), shape)
-        elif init == "lecun":
-            W = rs.normal(0.0, np.sqrt(1.0 / n_in), shape)
-        elif init == "glorot":
-            bound = np.sqrt(6.0 / (n_in + n_out))
-            W = rs.uniform(-bound, bound, shape)
-        else:
-            bound = np.sqrt((2.0 if init == "sklearn_logistic" else 6.0) / (n_in + n_out))
-            W = rs.uniform(-bound, bound, shape)
-            b = rs.uniform(-bound, bound, self.n_out)
-        values = {"W": W}
-        if self.bias:
-            values["b"] = b
-        self._create_params(values)
+        try:
+            shape = (self.n_in, self.n_out)
+            b = np.zeros(self.n_out)
+            if init == "he":
+                W = rs.normal(0.0, np.sqrt(2.0 / n_in), shape)
+            elif init == "lecun":
+                W = rs.normal(0.0, np.sqrt(1.0 / n_in), shape)
+            elif init == "glorot":
+                bound = np.sqrt(6.0 / (n_in + n_out))
+                W = rs.uniform(-bound, bound, shape)
+            else:
+                bound = np.sqrt((2.0 if init == "sklearn_logistic" else 6.0) / (n_in + n_out))
+                W = rs.uniform(-bound, bound, shape)
+                b = rs.uniform(-bound, bound, self.n_out)
+            values = {"W": W}
+            if self.bias:
+                values["b"] = b
+            self._create_params(values)
+        except MemoryError:
+            n = self.n_in * self.n_out + (self.n_out if self.bias else 0)
+            raise MemoryError(
+                f"{cls}({self.n_in}, {self.n_out}): cannot allocate {n} parameters "
+                f"({n * 8 / 2**30:.3g} GiB while initialising in float64); use fewer "
+                f"units") from None
         self._X = None
 
     def _config(self):
@@ -294,9 +325,7 @@ class _Activation(Layer):
         self.alpha = 0.01
 
     def forward(self, X, training=True):
-        X = np.asarray(X)
-        if X.dtype != self.dtype:
-            X = X.astype(self.dtype)
+        X = _as_input(X, self.dtype, f"{type(self).__name__}.forward")
         self._z, self._y = X, None
         out = self._buf("out", X.shape) if training else None
         return ops.activation(self._name, X, out=out, alpha=self.alpha)
@@ -325,8 +354,7 @@ class Identity(_Activation):
     _name = "identity"
 
     def forward(self, X, training=True):
-        X = np.asarray(X)
-        return X.astype(self.dtype, copy=False)
+        return _as_input(X, self.dtype, "Identity.forward")
 
     def backward(self, grad_out):
         return np.asarray(grad_out).astype(self.dtype, copy=False)
@@ -452,9 +480,7 @@ class Dropout(Layer):
         self.base_seed = int(params["base_seed"])
 
     def forward(self, X, training=True):
-        X = np.asarray(X)
-        if X.dtype != self.dtype:
-            X = X.astype(self.dtype)
+        X = _as_input(X, self.dtype, f"{type(self).__name__}.forward")
         if not training or self.p == 0.0:
             self._seed = None
             return X
@@ -620,9 +646,7 @@ class Sequential(Layer):
         raise TypeError("Sequential cannot be rebound (nested Sequentials are flattened)")
 
     def forward(self, X, training=True):
-        X = np.asarray(X)
-        if X.dtype != self.dtype:
-            X = X.astype(self.dtype)
+        X = _as_input(X, self.dtype, f"{type(self).__name__}.forward")
         for layer, act in self._plan:
             if act is None:
                 X = layer.forward(X, training=training)

@@ -1,9 +1,10 @@
 """Gradient checking and the training loop `fit`."""
+import math
 import numbers
 
 import numpy as np
 
-from fastmlp.nn.layers import Dropout, Layer, Sequential
+from fastmlp.nn.layers import Dropout, Layer, Sequential, _as_input
 from fastmlp.nn.losses import get_loss
 from fastmlp.nn.optim import get_optimizer
 
@@ -107,6 +108,33 @@ def check_gradients(model, loss, X, y, eps=1e-6, *, check_input=True, floor=1e-5
     return max(ep, ex)
 
 
+def _check_target(y, func, name="y"):
+    """Targets as an ndarray of real numbers with at least one dimension;
+    float targets must be finite (a NaN target would silently give a NaN loss)."""
+    try:
+        y = np.asarray(y)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{func}: {name} cannot be converted to an array ({exc})") from None
+    if y.ndim == 0:
+        raise ValueError(f"{func}: {name} must have one entry per sample, got a scalar")
+    if y.dtype.kind == "O":
+        try:
+            y = y.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{func}: {name} has non-numeric entries ({exc})") from None
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"{func}: {name} has dtype {y.dtype}; expected real numbers (integer "
+                        f"class labels or float targets)")
+    _check_finite(y, name, func)
+    return y
+
+
+def _check_finite(a, name, func):
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ValueError(f"{func}: {name} contains NaN or infinity; remove or impute those "
+                         f"values first")
+
+
 def _split_validation(X, y, fraction, rng):
     n = X.shape[0]
     n_val = max(1, int(round(n * fraction)))
@@ -144,6 +172,11 @@ def fit(model, X, y, *, loss, optimizer="sgd", learning_rate=0.01, momentum=0.9,
     True stops training. verbose=1: a tqdm progress bar with the running loss;
     0: silent. Returns a history dict of per-epoch lists: 'loss', 'lr' and,
     when validating, 'val_loss' and 'val_score'.
+
+    Errors: X must hold real numbers (TypeError otherwise) and, like y when it
+    holds floats, be finite (ValueError for NaN/inf). A training loss that
+    becomes NaN or infinite (divergence) is a ValueError raised before that
+    batch's step, so the model keeps its last finite parameters.
     """
     if not isinstance(model, Sequential):
         if not isinstance(model, Layer):
@@ -152,15 +185,15 @@ def fit(model, X, y, *, loss, optimizer="sgd", learning_rate=0.01, momentum=0.9,
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"fit: {name} must be a positive int, got {v!r}")
     loss = get_loss(loss)
-    X = np.asarray(X)
+    X = _as_input(X, model.dtype, "fit")
     if X.ndim != 2:
         raise ValueError(f"fit: X must be 2-D, got shape {X.shape}")
-    X = X.astype(model.dtype, copy=False)
-    y = np.asarray(y)
+    y = _check_target(y, "fit")
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"fit: X has {X.shape[0]} samples but y has {y.shape[0]}")
     if X.shape[0] == 0:
         raise ValueError("fit: no samples")
+    _check_finite(X, "X", "fit")
     rng = np.random.default_rng(random_state)
     if validation_data is not None and validation_fraction is not None:
         raise ValueError("fit: give validation_data or validation_fraction, not both")
@@ -172,8 +205,9 @@ def fit(model, X, y, *, loss, optimizer="sgd", learning_rate=0.01, momentum=0.9,
         X, y = X[tr], y[tr]
     if validation_data is not None:
         Xv, yv = validation_data
-        Xv = np.asarray(Xv).astype(model.dtype, copy=False)
-        yv = np.asarray(yv)
+        Xv = _as_input(Xv, model.dtype, "fit", "validation X")
+        yv = _check_target(yv, "fit", "validation y")
+        _check_finite(Xv, "validation X", "fit")
     opt = get_optimizer(optimizer, model.parameters(), learning_rate=learning_rate,
                         momentum=momentum)
     per_update = lr_schedule is not None and type(lr_schedule).__name__ == "InverseScalingLR"
@@ -211,6 +245,13 @@ def fit(model, X, y, *, loss, optimizer="sgd", learning_rate=0.01, momentum=0.9,
                     xb = xb + noise
                 out = model.forward(xb, training=True)
                 value, g = loss(out, yb)
+                if not math.isfinite(value):
+                    # Checked before the step: the model keeps its last finite parameters.
+                    raise ValueError(
+                        f"fit: the training loss is {value} at epoch {epoch + 1}, batch {k + 1}: "
+                        f"training diverged (learning_rate {opt.lr:g}); lower the learning "
+                        f"rate, scale the inputs, or clip the gradients (an optimizer with "
+                        f"clip_norm)")
                 model.backward(g, need_input_grad=False)
                 opt.step(grads)
                 if per_update:

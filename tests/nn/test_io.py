@@ -393,6 +393,7 @@ def test_inconsistent_state_with_valid_checksum(fitted, tmp_path):
         new = dict(arrays, **changes)
         m = dict(meta, checksum=_io._checksum(meta["arrays"], new),
                  params=params if params is not None else meta["params"])
+        m["meta_checksum"] = _io._meta_checksum(m)
         write_npz(path, m, new)
         with pytest.raises(ValueError, match="inconsistent Perceptron state.*" + match):
             fastmlp.load(path)
