@@ -286,6 +286,10 @@ class _FastMLPMixin:
         if not hasattr(hidden, "__iter__"):
             hidden = [hidden]
         hidden = list(hidden)
+        if not all(isinstance(h, (numbers.Integral, np.integer)) and not isinstance(h, bool)
+                   for h in hidden):
+            raise ValueError("hidden_layer_sizes must be positive integers, got %r."
+                             % (self.hidden_layer_sizes,))
         if np.any(np.array(hidden) <= 0):
             raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
         if self.solver == "lbfgs" and (self.dropout > 0 or self.batch_norm):
@@ -447,7 +451,8 @@ class _FastMLPMixin:
                         else:
                             delta *= (swb / sw_sum).astype(dt).reshape(-1, 1)
                     if alpha:
-                        sq = _optim.grad_norm(eng.params[:eng.n_coef], nt) ** 2
+                        nrm = _optim.grad_norm(eng.params[:eng.n_coef], nt)
+                        sq = nrm * nrm      # inf, not OverflowError, for huge weights
                         loss += (0.5 * alpha) * sq / sw_sum
                     if l1:
                         loss += l1 * float(np.abs(eng.params[:eng.n_coef]).sum(
