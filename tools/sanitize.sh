@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build fastmlp with AddressSanitizer + UndefinedBehaviorSanitizer (FASTMLP_SANITIZE=1, see setup.py) in a
-# fresh virtual environment and run the kernel and gradient tests under it. Any sanitizer report aborts the
-# run with a non-zero exit. Usage: bash tools/sanitize.sh [extra pytest args]
+# fresh virtual environment and run the kernel, gradient and some reliability tests under it. Any
+# sanitizer report aborts the run with a non-zero exit. Usage: bash tools/sanitize.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
