@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build fastmlp with AddressSanitizer + UndefinedBehaviorSanitizer (FASTMLP_SANITIZE=1, see setup.py) in a
-# fresh virtual environment and run the kernel and gradient tests under it. Any sanitizer report aborts the
-# run with a non-zero exit. Usage: bash tools/sanitize.sh [extra pytest args]
+# fresh virtual environment and run the kernel, gradient and some reliability tests under it. Any
+# sanitizer report aborts the run with a non-zero exit. Usage: bash tools/sanitize.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,4 +20,8 @@ ubsan=$(gcc -print-file-name=libubsan.so)
 # raises MemoryError as it does without ASan, instead of ASan aborting.
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:allocator_may_return_null=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-LD_PRELOAD="$asan $ubsan" pytest -q -p no:cacheprovider tests/kernels tests/gradients "$@"
+# Besides the kernel and gradient tests: the bad-input table, the damaged-file loads and the threaded
+# predictions/fits (their subprocesses inherit LD_PRELOAD and the options).
+LD_PRELOAD="$asan $ubsan" pytest -q -p no:cacheprovider tests/kernels tests/gradients \
+    tests/reliability/test_bad_input_table.py tests/reliability/test_file_corruption.py \
+    tests/reliability/test_thread_safety.py "$@"
