@@ -157,9 +157,8 @@ static inline __attribute__((always_inline)) void SM(chunk)(
         SM(store)(sums[i], ncols, first, last, c + i * rsc, csc, bias, args);
 }
 
-/* MG rows, all n columns: full chunks of NVF vectors, then one chunk of
- * ceil(rest / VL) vectors with the last one masked. */
-#define SM_TAIL(MG, NVF, NVX)                                                                      \
+/* The tail chunk in SM_DEFINE_ROWS: NVX (<= NVF) vectors, the last masked. */
+#define SM_TAIL(MG, NVF, NVX)                                                               \
     case NVX:                                                                               \
         if (NVF >= NVX)                                                                     \
             SM(chunk)(MG, NVX, 1, 0, nlast, p0, p1, first, last, a, rsa, csa, b + j, rsb,   \
@@ -170,9 +169,9 @@ static inline __attribute__((always_inline)) void SM(chunk)(
  * in L2 while the column chunks pass over it): full chunks of NVF vectors,
  * then one chunk of ceil(rest / VL) vectors with the last one masked. */
 #define SM_DEFINE_ROWS(NAME, MG, NVF, PF)                                                   \
-    static void SM(NAME)(int64_t n, int64_t k, int64_t kc, const FT *a, int64_t rsa,    \
-                             int64_t csa, const FT *b, int64_t rsb, FT *c, int64_t rsc,     \
-                             int64_t csc, const ARGS *args) {                               \
+    static void SM(NAME)(int64_t n, int64_t k, int64_t kc, const FT *a, int64_t rsa,        \
+                         int64_t csa, const FT *b, int64_t rsb, FT *c, int64_t rsc,         \
+                         int64_t csc, const ARGS *args) {                                   \
         const FT *bias = args->bias;                                                        \
         const int64_t nfull = n / (NVF * VL) * (NVF * VL);                                  \
         const int64_t rest = n - nfull;                                                     \
