@@ -82,8 +82,7 @@ def _same(a, b):
     assert a.loss_curve_ == b.loss_curve_ and a.n_iter_ == b.n_iter_ and a.t_ == b.t_
 
 
-@pytest.mark.parametrize("solver", ["adam", "sgd"])
-@pytest.mark.parametrize("delay", [0.15, 0.4])
+@pytest.mark.parametrize("solver,delay", [("adam", 0.15), ("sgd", 0.4)])
 def test_exception_mid_fit_leaves_estimator_refittable(data, solver, delay):
     X, y = data
     est = fastmlp.MLPClassifier(solver=solver, **LONG)
