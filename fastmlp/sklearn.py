@@ -251,11 +251,7 @@ class _FastMLPMixin:
                        dropout=float(self.dropout), batch_norm=bn)
         new.set_parameters(self.coefs_, self.intercepts_)
         if eng is not None and new.same_layout(eng) and bn:
-            for dst, src in zip(new.bn_gamma + new.bn_beta + new.bn_running_mean
-                                + new.bn_running_var,
-                                eng.bn_gamma + eng.bn_beta + eng.bn_running_mean
-                                + eng.bn_running_var):
-                dst[...] = src
+            new.set_bn_state(eng.bn_state())
         self.coefs_ = list(new.coefs)
         self.intercepts_ = list(new.intercepts)
         self._fm_engine = new
@@ -710,9 +706,7 @@ class _FastMLPMixin:
             arrays[f"intercept_{i}"] = b
         eng = getattr(self, "_fm_engine", None)
         if eng is not None and eng.batch_norm:
-            for name in ("bn_gamma", "bn_beta", "bn_running_mean", "bn_running_var"):
-                for i, a in enumerate(getattr(eng, name)):
-                    arrays[f"{name}_{i}"] = np.array(a)
+            arrays.update((k, np.array(a)) for k, a in eng.bn_state().items())
         if hasattr(self, "classes_"):
             arrays["classes_"] = np.asarray(self.classes_)
         if hasattr(self, "feature_names_in_"):
@@ -748,12 +742,7 @@ class _FastMLPMixin:
             eng = DenseMLP(units, est.activation, est.coefs_[0].dtype, slope=_LEAKY_SLOPE,
                            dropout=float(est.dropout), batch_norm=True)
             eng.set_parameters(est.coefs_, est.intercepts_)
-            for name in ("bn_gamma", "bn_beta", "bn_running_mean", "bn_running_var"):
-                for i, dst in enumerate(getattr(eng, name)):
-                    src = np.asarray(arrays[f"{name}_{i}"])
-                    if src.shape != dst.shape:
-                        raise ValueError(f"{name}_{i}: shape {src.shape}, expected {dst.shape}")
-                    dst[...] = src
+            eng.set_bn_state(arrays)
             est.coefs_, est.intercepts_ = list(eng.coefs), list(eng.intercepts)
             est._fm_engine = eng
         if "feature_names_in_" in arrays:

@@ -151,6 +151,22 @@ class DenseMLP:
         return (other is not None and other.units == self.units
                 and other.dtype == self.dtype and other.batch_norm == self.batch_norm)
 
+    _BN_STATE = ("bn_gamma", "bn_beta", "bn_running_mean", "bn_running_var")
+
+    def bn_state(self):
+        """Batch-norm parameters and running statistics by name: ``{"bn_gamma_0": ...}``
+        (views; empty without batch norm)."""
+        return {f"{name}_{i}": a for name in self._BN_STATE
+                for i, a in enumerate(getattr(self, name))}
+
+    def set_bn_state(self, arrays):
+        """Copy batch-norm state in from a mapping shaped like `bn_state()`."""
+        for key, dst in self.bn_state().items():
+            src = np.asarray(arrays[key])
+            if src.shape != dst.shape:
+                raise ValueError(f"{key}: shape {src.shape}, expected {dst.shape}")
+            dst[...] = src
+
     def state_arrays(self):
         """Everything that defines the model (for snapshots): params and BN statistics."""
         return [self.params] + self.bn_running_mean + self.bn_running_var
