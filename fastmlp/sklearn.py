@@ -623,29 +623,51 @@ class _FastMLPMixin:
         activations = [X] + [None] * (self.n_layers_ - 1)
         return self._forward_pass(activations)[-1]
 
-    def _fm_fast_forward(self, X):
-        """The forward pass straight on the GEMM core (one call for the whole
-        network), for dense float input whose dtype matches consistent
+    def _fm_fast_forward(self, X, argmax=False):
+        """The forward pass straight on the compiled core (one call for the
+        whole network), for dense float input whose dtype matches consistent
         parameters; None otherwise (the caller then takes the general path).
-        The parameters are checked on every call: predict must not change the
-        estimator's __dict__ (scikit-learn's check_dict_unchanged)."""
-        coefs, inter = self.coefs_, self.intercepts_
-        dt, prev = X.dtype, X.shape[1]
-        for c, b in zip(coefs, inter):
-            if (type(c) is not np.ndarray or type(b) is not np.ndarray or c.dtype != dt
-                    or b.dtype != dt or c.ndim != 2 or c.shape[0] != prev
-                    or b.shape != (c.shape[1],) or not b.flags.c_contiguous):
-                return None
-            prev = c.shape[1]
+        With `argmax` and a softmax output: each row's index of largest
+        probability (int64) instead of the probabilities.
+        The core checks the parameters' types, dtypes and shapes on every call
+        (nanoseconds each, no copy): predict must not change the estimator's
+        __dict__ (scikit-learn's check_dict_unchanged)."""
         nt = get_num_threads()
-        out, done = _mlp_core.forward(X, coefs, inter, _GEMM_ACT[self.activation], _LEAKY_SLOPE,
-                                      self.out_activation_ == "softmax", nt)
+        softmax = self.out_activation_ == "softmax"
+        try:
+            out, done = _mlp_core.forward(X, self.coefs_, self.intercepts_,
+                                          _GEMM_ACT[self.activation], _LEAKY_SLOPE, softmax,
+                                          nt, argmax and softmax)
+        except (TypeError, ValueError):
+            return None     # parameters the core cannot take as they are
         if done:
             return out
         return apply_output_activation(out, self.out_activation_, nt)
 
+    def _fm_fast_output(self, X, argmax=False):
+        """The network's output for X through the one-call core, when X is what
+        validate_data would pass unchanged (a finite 2-D float32/float64
+        ndarray of the fitted width, model fitted without feature names) and
+        the model needs no batch-norm statistics; else None. This is the
+        whole of predict's work for a few rows, so every check is a cheap
+        one (single-row latency is a benchmark target)."""
+        d = self.__dict__
+        if (type(X) is not np.ndarray or X.ndim != 2 or X.shape[0] < 1
+                or X.shape[1] != d.get("n_features_in_", -1) or "feature_names_in_" in d):
+            return None
+        eng = d.get("_fm_engine")
+        if (eng is not None and eng.batch_norm) or not _mlp_core.all_finite(X):
+            return None
+        if d.get("n_threads") is None:
+            return self._fm_fast_forward(X, argmax)
+        with self._fm_threads():
+            return self._fm_fast_forward(X, argmax)
+
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
+            out = self._fm_fast_output(X)
+            if out is not None:
+                return out
             fast = self._fm_check_fast(X)
             X = fast if fast is not None else validate_data(
                 self, X, accept_sparse=["csr", "csc"], reset=False)
@@ -660,7 +682,7 @@ class _FastMLPMixin:
                 or X.dtype.itemsize not in (4, 8) or hasattr(self, "feature_names_in_")
                 or X.shape[1] != getattr(self, "n_features_in_", -1) or X.shape[0] < 1):
             return None
-        if not np.isfinite(X).all():
+        if not _mlp_core.all_finite(X):
             return None     # validate_data raises its own error
         return X
 
@@ -838,8 +860,13 @@ class MLPClassifier(_FastMLPMixin, _SkMLPClassifier):
     def predict(self, X):
         if not hasattr(self, "coefs_"):
             check_is_fitted(self)       # raises NotFittedError
-        y = self._forward_pass_fast(X)
         lb = self._label_binarizer
+        if lb.y_type_ == "multiclass" and self.out_activation_ == "softmax":
+            # The class of largest probability, argmax taken in the core.
+            idx = self._fm_fast_output(X, argmax=True)
+            if idx is not None:
+                return self.classes_.take(idx, mode="clip")
+        y = self._forward_pass_fast(X)
         if self.n_outputs_ == 1:
             y = y.ravel()
         if lb.y_type_ == "multiclass" and y.ndim == 2:

@@ -33,6 +33,74 @@ typedef struct {
     int64_t smallm_max;
 } fm_dgemm_cfg;
 
+/* How a product is computed (gemm_impl.h prepare()). */
+enum { FM_PATH_NONE = 0, FM_PATH_SCALE = 1, FM_PATH_SMALLM = 2, FM_PATH_BLOCKED = 3 };
+
+/* One product as each thread sees it (gemm_impl.h): C = act(alpha A B +
+ * beta C + bias), with the K block KC the path sums in. */
+typedef struct {
+    int64_t m, n, k, KC;
+    float alpha;
+    const float *a;
+    int64_t rsa, csa;
+    const float *b;
+    int64_t rsb, csb;
+    float beta;
+    float *c;
+    int64_t rsc, csc;
+    const float *bias;
+    int act;
+    float slope;
+} fm_s_prob;
+
+typedef struct {
+    int64_t m, n, k, KC;
+    double alpha;
+    const double *a;
+    int64_t rsa, csa;
+    const double *b;
+    int64_t rsb, csb;
+    double beta;
+    double *c;
+    int64_t rsc, csc;
+    const double *bias;
+    int act;
+    double slope;
+} fm_d_prob;
+
+/* A product prepared for a team of `nt` OpenMP threads (fm_?gemm_team_prepare):
+ * drivers that run a sequence of kernels inside one parallel region (e.g.
+ * src_c/nn/mlp.c) prepare each product once, give the team one shared
+ * workspace of the largest ws_bytes, and have every thread call
+ * fm_?gemm_team(call, tid, ws) between barriers. Results are bitwise those
+ * of fm_?gemm. `used` threads of the team get work; the rest return at once. */
+typedef struct {
+    const fm_sgemm_cfg *cfg;
+    int path, nt, used;
+    size_t ws_bytes;
+    fm_s_prob prob;
+} fm_s_gemm_call;
+
+typedef struct {
+    const fm_dgemm_cfg *cfg;
+    int path, nt, used;
+    size_t ws_bytes;
+    fm_d_prob prob;
+} fm_d_gemm_call;
+
+int fm_s_gemm_team_prepare(int arch, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *a, int64_t rsa, int64_t csa, const float *b,
+                           int64_t rsb, int64_t csb, float beta, float *c, int64_t rsc,
+                           int64_t csc, const float *bias, int act, float slope, int nt,
+                           fm_s_gemm_call *call);
+int fm_d_gemm_team_prepare(int arch, int64_t m, int64_t n, int64_t k, double alpha,
+                           const double *a, int64_t rsa, int64_t csa, const double *b,
+                           int64_t rsb, int64_t csb, double beta, double *c, int64_t rsc,
+                           int64_t csc, const double *bias, int act, double slope, int nt,
+                           fm_d_gemm_call *call);
+void fm_s_gemm_team(const fm_s_gemm_call *call, int tid, void *ws);
+void fm_d_gemm_team(const fm_d_gemm_call *call, int tid, void *ws);
+
 const fm_sgemm_cfg *fm_sgemm_cfg_get(int arch); /* NULL if arch unusable */
 const fm_dgemm_cfg *fm_dgemm_cfg_get(int arch);
 
@@ -55,5 +123,6 @@ void fm_workspace_release(void *p, int owned);
  * never results. */
 #define FM_SMALLM_MIN_BYTES_PER_THREAD ((int64_t)128 << 10)
 #define FM_SMALLM_MIN_MACS_PER_THREAD ((int64_t)1 << 17)
+
 
 #endif

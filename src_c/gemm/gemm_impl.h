@@ -198,24 +198,10 @@ typedef struct {
     size_t a_bytes, b_bytes, total;
 } FM_X(plan);
 
-/* The problem, as seen by each thread. */
-typedef struct {
-    int64_t m, n, k, KC;
-    FT alpha;
-    const FT *a;
-    int64_t rsa, csa;
-    const FT *b;
-    int64_t rsb, csb;
-    FT beta;
-    FT *c;
-    int64_t rsc, csc;
-    const FT *bias;
-    int act;
-    FT slope;
-} FM_X(prob);
+/* The problem as each thread sees it, FM_X(prob), is declared in gemm.h. */
 
 static void FM_X(make_plan)(FM_X(plan) *P, const CFG *cfg, int64_t m, int64_t n, int64_t k,
-                            int64_t KC, int nthreads) {
+                            int64_t KC, int nthreads, int may_share) {
     const int mr = cfg->mr, nr = cfg->nr;
     const int64_t MC = cfg->mc, NC = cfg->nc;
     const int64_t mp = (m + mr - 1) / mr, np = (n + nr - 1) / nr;
@@ -261,7 +247,7 @@ static void FM_X(make_plan)(FM_X(plan) *P, const CFG *cfg, int64_t m, int64_t n,
      * k*n extra element moves, ~0.3 cycle each against m*n*k/(16 nt) cycles
      * of FMAs, i.e. ~5 nt/m of the run time. Tall problems (m > 160 nt: under
      * 3%) pack privately and never wait for each other. */
-    const int share_b = tm > 1 && m <= 160 * (int64_t)nt;
+    const int share_b = may_share && tm > 1 && m <= 160 * (int64_t)nt;
     const int n_bgroups = share_b ? tn : nt;
     const size_t b_elems = (size_t)(n_bgroups * pan_grp * nr * kc_max);
     const size_t a_elems = (size_t)(((mc_max + mr - 1) / mr) * mr * kc_max);
@@ -365,7 +351,45 @@ static void FM_X(smallm_part)(const CFG *cfg, const FM_X(prob) *pr, int64_t j0, 
                 pr->c + j0 * pr->csc, pr->rsc, pr->csc, &args);
 }
 
-static void FM_X(smallm_gemm)(const CFG *cfg, const FM_X(prob) *pr, int nthreads) {
+/* ---- one product, prepared once ---- */
+
+/* Fill *pr and choose the path. Arguments already checked (sizes >= 0, no
+ * overflow, valid act). */
+static int FM_X(prepare)(const CFG *cfg, FM_X(prob) *pr, int64_t m, int64_t n, int64_t k,
+                         FT alpha, const FT *a, int64_t rsa, int64_t csa, const FT *b,
+                         int64_t rsb, int64_t csb, FT beta, FT *c, int64_t rsc, int64_t csc,
+                         const FT *bias, int act, FT slope) {
+    FM_X(prob) p0 = {m, n, k, 0, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, bias,
+                     act, slope};
+    *pr = p0;
+    if (m == 0 || n == 0) return FM_PATH_NONE;
+    if (k == 0 || alpha == 0) return FM_PATH_SCALE;
+
+    /* Balanced K blocks: k = 784 with KC = 256 becomes 4 x ~196 rather than
+     * 3 x 256 + 16 (a thin last block pays a full pass over C for little
+     * work). Depends on k and the table only, so summation order is still
+     * independent of the thread count (and of the small-m path). */
+    const int64_t kblocks = (k + cfg->kc - 1) / cfg->kc;
+    pr->KC = ((k + kblocks - 1) / kblocks + 7) / 8 * 8;
+
+    if (m <= cfg->smallm_max && csb == 1 && cfg->smallm) return FM_PATH_SMALLM;
+
+    /* Column-major C without bias: compute C^T = B^T A^T instead, so that the
+     * kernel stores along unit stride. Each element's sum is unchanged. */
+    if (csc != 1 && rsc == 1 && bias == NULL) {
+        pr->m = n; pr->n = m;
+        pr->a = b; pr->rsa = csb; pr->csa = rsb;
+        pr->b = a; pr->rsb = csa; pr->csb = rsa;
+        pr->rsc = csc; pr->csc = rsc;
+    }
+    return FM_PATH_BLOCKED;
+}
+
+/* Threads the small-m path can use: enough bytes of B or multiply-adds each.
+ * (The same inside a team that is already running: splitting 784-256-128's
+ * second layer too, so that each core could keep its share of all weights in
+ * its L2, measured slower -- 18 against 13 us a prediction.) */
+static int FM_X(smallm_threads)(const FM_X(prob) *pr, int nthreads) {
     const int64_t unit = 64 / (int64_t)sizeof(FT);
     const int64_t units = (pr->n + unit - 1) / unit;
     int64_t by_work = pr->k * pr->n / (FM_SMALLM_MIN_BYTES_PER_THREAD / (int64_t)sizeof(FT));
@@ -374,62 +398,92 @@ static void FM_X(smallm_gemm)(const CFG *cfg, const FM_X(prob) *pr, int nthreads
     int64_t nt = nthreads < 1 ? 1 : nthreads;
     if (nt > by_work) nt = by_work;
     if (nt > units) nt = units;
-#ifdef _OPENMP
-    if (nt > 1 && !omp_in_parallel()) {
-#pragma omp parallel num_threads((int)nt)
-        {
-            int64_t u0, u1;
-            FM_X(split)(units, omp_get_num_threads(), omp_get_thread_num(), &u0, &u1);
-            FM_X(smallm_part)(cfg, pr, u0 * unit, u1 * unit < pr->n ? u1 * unit : pr->n);
-        }
-        return;
-    }
-#endif
-    FM_X(smallm_part)(cfg, pr, 0, pr->n);
+    return nt < 1 ? 1 : (int)nt;
 }
 
-int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a, int64_t rsa,
-               int64_t csa, const FT *b, int64_t rsb, int64_t csb, FT beta, FT *c, int64_t rsc,
-               int64_t csc, const FT *bias, int act, FT slope, int nthreads) {
+/* Thread `idx` of `parts`: its range of whole 64-byte column units. */
+static void FM_X(smallm_share)(const CFG *cfg, const FM_X(prob) *pr, int parts, int idx) {
+    const int64_t unit = 64 / (int64_t)sizeof(FT);
+    const int64_t units = (pr->n + unit - 1) / unit;
+    int64_t u0, u1;
+    FM_X(split)(units, parts, idx, &u0, &u1);
+    FM_X(smallm_part)(cfg, pr, u0 * unit, u1 * unit < pr->n ? u1 * unit : pr->n);
+}
+
+/* The plan of a team of exactly nt threads: when the problem uses fewer,
+ * the idle ones never reach run()'s barriers, so B is then packed privately. */
+static void FM_X(team_plan)(FM_X(plan) *P, const CFG *cfg, const FM_X(prob) *pr, int nt) {
+    FM_X(make_plan)(P, cfg, pr->m, pr->n, pr->k, pr->KC, nt, 1);
+    if (P->nt < nt && P->share_b) FM_X(make_plan)(P, cfg, pr->m, pr->n, pr->k, pr->KC, nt, 0);
+}
+
+/* How many of a team of nt threads a prepared product uses. */
+static int FM_X(team_used)(const CFG *cfg, const FM_X(prob) *pr, int path, int nt) {
+    if (path == FM_PATH_SMALLM) return FM_X(smallm_threads)(pr, nt);
+    if (path == FM_PATH_BLOCKED) {
+        FM_X(plan) P;
+        FM_X(team_plan)(&P, cfg, pr, nt);
+        return P.nt;
+    }
+    return 1;
+}
+
+/* Thread tid's share of a prepared product computed by a team of nt threads
+ * (every thread of the team calls it). No barrier at the end. */
+static void FM_X(team_part)(const CFG *cfg, const FM_X(prob) *pr, int path, int tid, int nt,
+                            char *ws) {
+    if (path == FM_PATH_SCALE) {
+        if (tid == 0)
+            FM_X(scale_only)(pr->m, pr->n, pr->beta, pr->c, pr->rsc, pr->csc, pr->bias, pr->act,
+                             pr->slope);
+    } else if (path == FM_PATH_SMALLM) {
+        const int used = FM_X(smallm_threads)(pr, nt);
+        if (tid < used) FM_X(smallm_share)(cfg, pr, used, tid);
+    } else if (path == FM_PATH_BLOCKED) {
+        FM_X(plan) P;
+        FM_X(team_plan)(&P, cfg, pr, nt);
+        if (tid < P.nt) FM_X(run)(cfg, pr, &P, tid, ws);
+    }
+}
+
+static int FM_X(check_args)(int64_t m, int64_t n, int64_t k, int act) {
     if (m < 0 || n < 0 || k < 0) return FM_ERR_ARG;
     if (act < FM_ACT_NONE || act > FM_ACT_TANH) return FM_ERR_ARG;
-    const CFG *cfg = CFG_GET(arch);
-    if (!cfg) return FM_ERR_ARG;
-    if (m == 0 || n == 0) return FM_OK;
     int64_t tmp;
     if (__builtin_mul_overflow(m, k, &tmp) || __builtin_mul_overflow(k, n, &tmp) ||
         __builtin_mul_overflow(m, n, &tmp) || __builtin_mul_overflow(tmp, k, &tmp) ||
         __builtin_mul_overflow(m * n, (int64_t)sizeof(FT), &tmp))
         return FM_ERR_SIZE;
-    if (k == 0 || alpha == 0) {
-        FM_X(scale_only)(m, n, beta, c, rsc, csc, bias, act, slope);
+    return FM_OK;
+}
+
+int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a, int64_t rsa,
+               int64_t csa, const FT *b, int64_t rsb, int64_t csb, FT beta, FT *c, int64_t rsc,
+               int64_t csc, const FT *bias, int act, FT slope, int nthreads) {
+    const CFG *cfg = CFG_GET(arch);
+    if (!cfg) return FM_ERR_ARG;
+    int status = FM_X(check_args)(m, n, k, act);
+    if (status != FM_OK) return status;
+    FM_X(prob) pr;
+    const int path = FM_X(prepare)(cfg, &pr, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta,
+                                   c, rsc, csc, bias, act, slope);
+    if (path == FM_PATH_NONE) return FM_OK;
+    if (path == FM_PATH_SCALE) {
+        FM_X(team_part)(cfg, &pr, path, 0, 1, NULL);
         return FM_OK;
     }
-
-    /* Balanced K blocks: k = 784 with KC = 256 becomes 4 x ~196 rather than
-     * 3 x 256 + 16 (a thin last block pays a full pass over C for little
-     * work). Depends on k and the table only, so summation order is still
-     * independent of the thread count (and of the small-m path). */
-    const int64_t kblocks = (k + cfg->kc - 1) / cfg->kc;
-    const int64_t KC = ((k + kblocks - 1) / kblocks + 7) / 8 * 8;
-
-    if (m <= cfg->smallm_max && csb == 1 && cfg->smallm) {
-        FM_X(prob) pr = {m, n, k, KC, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, bias,
-                         act, slope};
-        FM_X(smallm_gemm)(cfg, &pr, nthreads);
+    if (path == FM_PATH_SMALLM) {
+        int nt = FM_X(smallm_threads)(&pr, nthreads);
+#ifdef _OPENMP
+        if (nt > 1 && !omp_in_parallel()) {
+            /* Any split gives the same bits: follow the team OpenMP hands out. */
+#pragma omp parallel num_threads(nt)
+            FM_X(smallm_share)(cfg, &pr, omp_get_num_threads(), omp_get_thread_num());
+            return FM_OK;
+        }
+#endif
+        FM_X(smallm_part)(cfg, &pr, 0, pr.n);
         return FM_OK;
-    }
-
-    /* Column-major C without bias: compute C^T = B^T A^T instead, so that the
-     * kernel stores along unit stride. Each element's sum is unchanged. */
-    if (csc != 1 && rsc == 1 && bias == NULL) {
-        int64_t t;
-        const FT *pt;
-        t = m; m = n; n = t;
-        pt = a; a = b; b = pt;
-        int64_t nrsa = csb, ncsa = rsb, nrsb = csa, ncsb = rsa;
-        rsa = nrsa; csa = ncsa; rsb = nrsb; csb = ncsb;
-        t = rsc; rsc = csc; csc = t;
     }
 
     /* Two plans: for the requested threads, and a one-thread plan to fall
@@ -437,13 +491,12 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
      * parallel regions, OMP_DYNAMIC, OMP_THREAD_LIMIT). The workspace fits
      * either. */
     FM_X(plan) P, P1;
-    FM_X(make_plan)(&P, cfg, m, n, k, KC, nthreads);
-    FM_X(make_plan)(&P1, cfg, m, n, k, KC, 1);
+    FM_X(make_plan)(&P, cfg, pr.m, pr.n, pr.k, pr.KC, nthreads, 1);
+    FM_X(make_plan)(&P1, cfg, pr.m, pr.n, pr.k, pr.KC, 1, 1);
     const size_t bytes = P.total > P1.total ? P.total : P1.total;
     int owned = 0;
     char *ws = (char *)fm_workspace_get(bytes, &owned);
     if (!ws) return FM_ERR_NOMEM;
-    FM_X(prob) pr = {m, n, k, KC, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, bias, act, slope};
 
 #ifdef _OPENMP
     if (P.nt > 1 && !omp_in_parallel()) {
@@ -462,4 +515,42 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
 #endif
     fm_workspace_release(ws, owned);
     return FM_OK;
+}
+
+/* ---- team entry points (for drivers that run a whole sequence of kernels
+ * inside one parallel region, src_c/nn/mlp.c) ---- */
+
+/* Prepare a product for a team of nt threads: returns the status; on FM_OK
+ * *call holds everything team_gemm needs, and *ws_bytes / *used the shared
+ * workspace it reads and how many of the threads it keeps busy. */
+int FM_X(gemm_team_prepare)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
+                            int64_t rsa, int64_t csa, const FT *b, int64_t rsb, int64_t csb,
+                            FT beta, FT *c, int64_t rsc, int64_t csc, const FT *bias, int act,
+                            FT slope, int nt, FM_X(gemm_call) *call) {
+    const CFG *cfg = CFG_GET(arch);
+    if (!cfg) return FM_ERR_ARG;
+    int status = FM_X(check_args)(m, n, k, act);
+    if (status != FM_OK) return status;
+    FM_X(prob) pr;
+    const int path = FM_X(prepare)(cfg, &pr, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c,
+                                   rsc, csc, bias, act, slope);
+    call->cfg = cfg;
+    call->path = path;
+    call->nt = nt < 1 ? 1 : nt;
+    call->used = FM_X(team_used)(cfg, &pr, path, call->nt);
+    call->ws_bytes = 0;
+    if (path == FM_PATH_BLOCKED) {
+        FM_X(plan) P;
+        FM_X(team_plan)(&P, cfg, &pr, call->nt);
+        call->ws_bytes = P.total;
+    }
+    call->prob = pr;
+    return FM_OK;
+}
+
+/* Thread tid's share of a prepared product; every thread of the team of
+ * call->nt threads calls it (after a barrier that makes A and B ready), then
+ * the caller puts a barrier before anyone reads C. */
+void FM_X(gemm_team)(const FM_X(gemm_call) *call, int tid, void *ws) {
+    FM_X(team_part)(call->cfg, &call->prob, call->path, tid, call->nt, (char *)ws);
 }
