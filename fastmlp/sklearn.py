@@ -396,6 +396,15 @@ class _FastMLPMixin:
         adam = self.solver == "adam"
         nt = get_num_threads()
         step_no = 0
+        # The common case -- dense input, softmax output, no dropout or batch
+        # norm -- runs each whole step as one compiled call (bitwise the
+        # kernel-by-kernel step below).
+        trainer = None
+        if softmax and not sparse:
+            try:
+                trainer = eng.softmax_trainer(X, labels, opt, batch_size)
+            except ValueError:      # an X the compiled step cannot address in place
+                trainer = None
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -412,6 +421,31 @@ class _FastMLPMixin:
                         rows = train_idx[batch_slice]
                     else:
                         rows = batch_slice
+                    if sw is None:
+                        swb, sw_sum = None, float(m)
+                    else:
+                        swb = sw[rows]
+                        sw_sum = float(swb.sum())
+                    eps_scale = 1.0
+                    if adam:   # scikit-learn's Adam adds eps to sqrt(v), not sqrt(v_hat)
+                        eps_scale = 1.0 / np.sqrt(1.0 - self.beta_2 ** (opt.t + 1))
+                    if trainer is not None:
+                        if isinstance(rows, slice):
+                            loss, nrm, l1sum = opt.fused_step(
+                                trainer, None, rows.start, m, swb, sw_sum, sched.lr,
+                                alpha / sw_sum, l1 / sw_sum, eps_scale, bool(alpha), bool(l1))
+                        else:
+                            loss, nrm, l1sum = opt.fused_step(
+                                trainer, rows, 0, m, swb, sw_sum, sched.lr, alpha / sw_sum,
+                                l1 / sw_sum, eps_scale, bool(alpha), bool(l1))
+                        step_no += 1
+                        if alpha:
+                            sq = nrm * nrm      # inf, not OverflowError, for huge weights
+                            loss += (0.5 * alpha) * sq / sw_sum
+                        if l1:
+                            loss += l1 * l1sum / sw_sum
+                        accumulated_loss += loss * m
+                        continue
                     # -- the batch's inputs
                     if sparse:
                         xb = eng.input_buffer(m)
@@ -421,11 +455,6 @@ class _FastMLPMixin:
                     else:
                         xb = eng.input_buffer(m)
                         np.take(X, rows, axis=0, out=xb, mode="clip")   # unbuffered; rows are valid
-                    if sw is None:
-                        swb, sw_sum = None, float(m)
-                    else:
-                        swb = sw[rows]
-                        sw_sum = float(swb.sum())
                     z = eng.forward_train(xb, dropout_seed + step_no)
                     step_no += 1
                     delta = eng.delta_buffer(m)
@@ -454,9 +483,6 @@ class _FastMLPMixin:
                         loss += l1 * float(np.abs(eng.params[:eng.n_coef]).sum(
                             dtype=np.float64)) / sw_sum
                     eng.backward()
-                    eps_scale = 1.0
-                    if adam:   # scikit-learn's Adam adds eps to sqrt(v), not sqrt(v_hat)
-                        eps_scale = 1.0 / np.sqrt(1.0 - self.beta_2 ** (opt.t + 1))
                     opt.step(eng, sched.lr, alpha / sw_sum, l1 / sw_sum, eps_scale)
                     accumulated_loss += loss * m
 

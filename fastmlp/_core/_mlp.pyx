@@ -1,5 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Whole-network forward pass of a dense MLP in one call (prediction).
+"""Whole-network passes of a dense MLP in one call: the forward pass
+(prediction) and, for softmax classifiers, a whole training step
+(`SoftmaxTrainer`).
 
 Design: prediction of a few rows is dominated by per-call overhead, not by
 arithmetic, so this driver hands the whole network to src_c/nn/mlp.c, which
@@ -20,6 +22,7 @@ from libc.stdlib cimport malloc, free
 
 from fastmlp._core.fastmlp_c cimport FM_OK, FM_ERR_NOMEM, FM_ARCH_AUTO
 from fastmlp._core.mlp_c cimport *
+from fastmlp._core.optim_c cimport fm_optim_plan, fm_optim_plan_init, fm_optim_nstate
 
 cnp.import_array()
 
@@ -242,3 +245,224 @@ def all_finite(x):
         else:
             ok = _finite_d(p, m, n, rs, cs)
     return ok
+
+
+
+cdef cnp.ndarray _carr(object x, int ndim, int typenum, str what):
+    """x as a C-contiguous, aligned, writeable ndarray of the given dims/dtype."""
+    cdef cnp.ndarray a = _arr(x, ndim, typenum, what)
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"SoftmaxTrainer: {what} must be C-contiguous and writeable")
+    return a
+
+
+cdef class SoftmaxTrainer:
+    """One mini-batch training step of a dense softmax classifier in one call
+    (src_c/nn/mlp.c fm_?_mlp_train_step): gather, forward, cross-entropy,
+    backward, penalty sums and the optimizer update in one OpenMP parallel
+    region. Built once per fit over the network's flat parameter, gradient
+    and optimizer-state buffers and its per-batch work arrays (kept alive
+    here); `step` is then called per batch. Shapes are checked here once;
+    row indices and labels are checked by the C step (out of range: ValueError,
+    nothing updated)."""
+    cdef object _keep
+    cdef int typenum
+    cdef int64_t *units
+    cdef void **ptrs
+    cdef fm_s_mlp_train ts
+    cdef fm_d_mlp_train td
+    cdef const char *x
+    cdef int64_t n_rows, rsx, csx
+    cdef const int64_t *labels
+    cdef int nstate
+    cdef int method
+
+    def __cinit__(self, X, labels, list coefs, list intercepts, list coef_grads,
+                  list intercept_grads, list outputs, list deltas, xb, params, grads,
+                  Py_ssize_t n_coef, list states, int method, int act, double slope):
+        self.units = NULL
+        self.ptrs = NULL
+        if not cnp.PyArray_Check(params):
+            raise TypeError("SoftmaxTrainer: params must be a numpy.ndarray")
+        cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>params)
+        if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
+            raise ValueError("SoftmaxTrainer: params must be float32 or float64")
+        self.typenum = typenum
+        cdef Py_ssize_t L = len(coefs), i
+        if (L < 1 or L > FM_MLP_MAX_LAYERS or len(intercepts) != L or len(coef_grads) != L
+                or len(intercept_grads) != L or len(outputs) != L or len(deltas) != L):
+            raise ValueError("SoftmaxTrainer: every per-layer list needs one array per layer")
+        self.method = method
+        self.nstate = fm_optim_nstate(method)
+        if self.nstate < 0 or len(states) != self.nstate:
+            raise ValueError(f"SoftmaxTrainer: optimizer {method} needs {self.nstate} state "
+                             f"buffers, got {len(states)}")
+        cdef cnp.ndarray P = _carr(params, 1, typenum, "params")
+        cdef cnp.ndarray G = _carr(grads, 1, typenum, "grads")
+        cdef int64_t n_params = cnp.PyArray_DIM(P, 0)
+        if cnp.PyArray_DIM(G, 0) != n_params or not 0 <= n_coef <= n_params:
+            raise ValueError("SoftmaxTrainer: params, grads and n_coef do not match")
+        cdef cnp.ndarray XB = _carr(xb, 2, typenum, "xb")
+        cdef int64_t cap = cnp.PyArray_DIM(XB, 0)
+        self.units = <int64_t *>malloc((L + 1) * sizeof(int64_t))
+        self.ptrs = <void **>malloc(6 * L * sizeof(void *))
+        if self.units == NULL or self.ptrs == NULL:
+            raise MemoryError("SoftmaxTrainer: out of memory")
+        self.units[0] = cnp.PyArray_DIM(XB, 1)
+        cdef cnp.ndarray a
+        keep = [P, G, XB]
+        for i in range(L):
+            a = _carr(coefs[i], 2, typenum, f"coefs[{i}]")
+            if cnp.PyArray_DIM(a, 0) != self.units[i]:
+                raise ValueError(f"SoftmaxTrainer: coefs[{i}] has {cnp.PyArray_DIM(a, 0)} rows, "
+                                 f"expected {self.units[i]}")
+            self.units[i + 1] = cnp.PyArray_DIM(a, 1)
+            self.ptrs[i] = cnp.PyArray_DATA(a)
+            keep.append(a)
+            for j, (arr, name, shape) in enumerate((
+                    (intercepts[i], "intercepts", (self.units[i + 1],)),
+                    (coef_grads[i], "coef_grads", (self.units[i], self.units[i + 1])),
+                    (intercept_grads[i], "intercept_grads", (self.units[i + 1],)),
+                    (outputs[i], "outputs", (cap, self.units[i + 1])),
+                    (deltas[i], "deltas", (cap, self.units[i + 1])))):
+                a = _carr(arr, len(shape), typenum, f"{name}[{i}]")
+                if arr.shape != shape:
+                    raise ValueError(f"SoftmaxTrainer: {name}[{i}] has shape {arr.shape}, "
+                                     f"expected {shape}")
+                self.ptrs[(j + 1) * L + i] = cnp.PyArray_DATA(a)
+                keep.append(a)
+        cdef void *st[3]
+        st[0] = st[1] = st[2] = NULL
+        for i in range(self.nstate):
+            a = _carr(states[i], 1, typenum, f"states[{i}]")
+            if cnp.PyArray_DIM(a, 0) != n_params:
+                raise ValueError("SoftmaxTrainer: optimizer states must be as long as params")
+            st[i] = cnp.PyArray_DATA(a)
+            keep.append(a)
+        cdef cnp.ndarray Xa = _arr(X, 2, typenum, "X")
+        if cnp.PyArray_DIM(Xa, 1) != self.units[0]:
+            raise ValueError(f"SoftmaxTrainer: X has {cnp.PyArray_DIM(Xa, 1)} columns, "
+                             f"expected {self.units[0]}")
+        cdef cnp.ndarray lab = _arr(labels, 1, cnp.NPY_INT64, "labels")
+        if cnp.PyArray_DIM(lab, 0) != cnp.PyArray_DIM(Xa, 0) or (
+                cnp.PyArray_DIM(lab, 0) > 1 and cnp.PyArray_STRIDE(lab, 0) != 8):
+            raise ValueError("SoftmaxTrainer: labels must be contiguous, one per row of X")
+        keep += [Xa, lab]
+        self._keep = keep
+        self.x = <const char *>cnp.PyArray_DATA(Xa)
+        self.n_rows = cnp.PyArray_DIM(Xa, 0)
+        self.rsx = _estride(Xa, 0)
+        self.csx = _estride(Xa, 1)
+        self.labels = <const int64_t *>cnp.PyArray_DATA(lab)
+        if typenum == cnp.NPY_FLOAT:
+            self.ts.n_layers = <int>L
+            self.ts.units = self.units
+            self.ts.w = <float *const *>self.ptrs
+            self.ts.b = <float *const *>(self.ptrs + L)
+            self.ts.dw = <float *const *>(self.ptrs + 2 * L)
+            self.ts.db = <float *const *>(self.ptrs + 3 * L)
+            self.ts.h = <float *const *>(self.ptrs + 4 * L)
+            self.ts.g = <float *const *>(self.ptrs + 5 * L)
+            self.ts.xb = <float *>cnp.PyArray_DATA(XB)
+            self.ts.rows_cap = cap
+            self.ts.act = act
+            self.ts.slope = <float>slope
+            self.ts.params = <float *>cnp.PyArray_DATA(P)
+            self.ts.grads = <float *>cnp.PyArray_DATA(G)
+            self.ts.s0 = <float *>st[0]
+            self.ts.s1 = <float *>st[1]
+            self.ts.s2 = <float *>st[2]
+            self.ts.n_coef = n_coef
+            self.ts.n_params = n_params
+        else:
+            self.td.n_layers = <int>L
+            self.td.units = self.units
+            self.td.w = <double *const *>self.ptrs
+            self.td.b = <double *const *>(self.ptrs + L)
+            self.td.dw = <double *const *>(self.ptrs + 2 * L)
+            self.td.db = <double *const *>(self.ptrs + 3 * L)
+            self.td.h = <double *const *>(self.ptrs + 4 * L)
+            self.td.g = <double *const *>(self.ptrs + 5 * L)
+            self.td.xb = <double *>cnp.PyArray_DATA(XB)
+            self.td.rows_cap = cap
+            self.td.act = act
+            self.td.slope = slope
+            self.td.params = <double *>cnp.PyArray_DATA(P)
+            self.td.grads = <double *>cnp.PyArray_DATA(G)
+            self.td.s0 = <double *>st[0]
+            self.td.s1 = <double *>st[1]
+            self.td.s2 = <double *>st[2]
+            self.td.n_coef = n_coef
+            self.td.n_params = n_params
+
+    def __dealloc__(self):
+        free(self.units)
+        free(self.ptrs)
+
+    def step(self, rows, int64_t row0, int64_t m, weights, double wsum, double lr,
+             double momentum=0.0, double rho=0.0, double beta1=0.0, double beta2=0.0,
+             double eps=0.0, double weight_decay=0.0, double l1=0.0, int64_t t=1,
+             bint want_sq=False, bint want_abs=False, int n_threads=1):
+        """One step on the batch X[rows] (an int64 array of m row indices) or,
+        rows None, X[row0:row0 + m] read in place. weights: the batch's m
+        sample weights (float64) or None; wsum their sum. The optimizer's
+        hyper-parameters as fastmlp._core._optim.step; weight_decay and l1
+        apply to the weights only. Returns (mean cross-entropy, ||W||_2 or 0,
+        sum |W| or 0), the norms over the weights the batch was computed with."""
+        cdef const int64_t *prows = NULL
+        cdef const double *pw = NULL
+        cdef cnp.ndarray r, w
+        if rows is not None:
+            r = _arr(rows, 1, cnp.NPY_INT64, "rows")
+            if cnp.PyArray_DIM(r, 0) != m or (m > 1 and cnp.PyArray_STRIDE(r, 0) != 8):
+                raise ValueError(f"SoftmaxTrainer: rows must be {m} contiguous int64 indices")
+            prows = <const int64_t *>cnp.PyArray_DATA(r)
+        if weights is not None:
+            w = _arr(weights, 1, cnp.NPY_DOUBLE, "weights")
+            if cnp.PyArray_DIM(w, 0) != m or (m > 1 and cnp.PyArray_STRIDE(w, 0) != 8):
+                raise ValueError(f"SoftmaxTrainer: weights must be {m} contiguous float64 values")
+            pw = <const double *>cnp.PyArray_DATA(w)
+        cdef fm_optim_plan pl_w, pl_b
+        if (fm_optim_plan_init(&pl_w, self.method, FM_ARCH_AUTO, lr, momentum, rho, beta1,
+                               beta2, eps, weight_decay, l1, 1.0, t) != FM_OK or
+                fm_optim_plan_init(&pl_b, self.method, FM_ARCH_AUTO, lr, momentum, rho, beta1,
+                                   beta2, eps, 0.0, 0.0, 1.0, t) != FM_OK):
+            raise ValueError(f"SoftmaxTrainer: invalid optimizer {self.method} or step {t}")
+        cdef double out[3]
+        cdef int status
+        cdef fm_s_mlp_batch bs
+        cdef fm_d_mlp_batch bd
+        if self.typenum == cnp.NPY_FLOAT:
+            bs.x = <const float *>self.x
+            bs.n_rows = self.n_rows
+            bs.rsx = self.rsx
+            bs.csx = self.csx
+            bs.rows = prows
+            bs.row0 = row0
+            bs.m = m
+            bs.labels = self.labels
+            bs.w = pw
+            bs.wsum = wsum
+            with nogil:
+                status = fm_s_mlp_train_step(FM_ARCH_AUTO, &self.ts, &bs, &pl_w, &pl_b, want_sq,
+                                             want_abs, n_threads, out)
+        else:
+            bd.x = <const double *>self.x
+            bd.n_rows = self.n_rows
+            bd.rsx = self.rsx
+            bd.csx = self.csx
+            bd.rows = prows
+            bd.row0 = row0
+            bd.m = m
+            bd.labels = self.labels
+            bd.w = pw
+            bd.wsum = wsum
+            with nogil:
+                status = fm_d_mlp_train_step(FM_ARCH_AUTO, &self.td, &bd, &pl_w, &pl_b, want_sq,
+                                             want_abs, n_threads, out)
+        if status == FM_ERR_NOMEM:
+            raise MemoryError("SoftmaxTrainer: could not allocate the step's workspace")
+        if status != FM_OK:
+            raise ValueError("SoftmaxTrainer: a row index or label is out of range, the batch "
+                             "is larger than the work buffers, or wsum <= 0")
+        return out[0], out[1], out[2]

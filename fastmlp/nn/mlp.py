@@ -30,7 +30,7 @@ import numpy as np
 
 from fastmlp import ops
 from fastmlp._core import _act as _act_core
-from fastmlp._core import _gemm, _norm, _optim
+from fastmlp._core import _gemm, _mlp, _norm, _optim
 from fastmlp._threads import get_num_threads
 
 __all__ = ["DenseMLP", "FlatOptimizer", "HIDDEN_ACTIVATIONS", "FLAT_METHODS"]
@@ -293,6 +293,27 @@ class DenseMLP:
             t *= y
             g *= t
 
+    def softmax_trainer(self, X, labels, optimizer, rows_cap):
+        """The whole training step of a softmax classifier with the
+        cross-entropy loss as one compiled call (fastmlp._core._mlp.SoftmaxTrainer),
+        over X (any strides, this engine's dtype), labels (int64 class of each
+        row of X), the `FlatOptimizer`'s state and batches of up to `rows_cap`
+        rows; drive it with ``optimizer.fused_step``. The parameters it gives
+        are bitwise those of forward_train + the loss kernel + backward +
+        optimizer.step. None where it does not apply (dropout, batch norm)."""
+        if self.dropout > 0 or self.batch_norm:
+            return None
+        B = self._buffers(rows_cap)
+        return _mlp.SoftmaxTrainer(X, labels, self.coefs, self.intercepts, self.coef_grads,
+                                   self.intercept_grads, B["h"], B["g"], B["x"], self.params,
+                                   self.grads, self.n_coef, self.optimizer_state(optimizer),
+                                   optimizer.code, _GEMM_ACT[self.activation], self.slope)
+
+    def optimizer_state(self, optimizer):
+        if optimizer.state and optimizer.state[0].shape != self.params.shape:
+            raise ValueError("DenseMLP: the optimizer's state does not match the parameters")
+        return list(optimizer.state)
+
     # ------------------------------------------------------------ prediction
     def predict_raw(self, X, out_activation="identity"):
         """Output of the network for X (dense, any strides, engine dtype) in
@@ -356,6 +377,19 @@ class FlatOptimizer:
         n = engine.params.shape[0]
         self.state = [np.zeros(n, engine.dtype) for _ in range(_optim.N_STATE[method])]
         self.t = 0
+
+    def fused_step(self, trainer, rows, row0, m, weights, wsum, lr, weight_decay=0.0, l1=0.0,
+                   eps_scale=1.0, want_sq=False, want_abs=False):
+        """One whole training step through a `DenseMLP.softmax_trainer` (the
+        update this object's ``step`` would make, bitwise). Returns the batch's
+        mean cross-entropy, ||W||_2 and sum |W| of the weights it used (the
+        norms only when asked for, else 0)."""
+        self.t += 1
+        h = self.hyper
+        return trainer.step(rows, row0, m, weights, wsum, lr, h.get("momentum", 0.0),
+                            h.get("rho", 0.0), h.get("beta1", 0.0), h.get("beta2", 0.0),
+                            h.get("eps", 0.0) * eps_scale, weight_decay, l1, self.t, want_sq,
+                            want_abs, get_num_threads())
 
     def step(self, engine, lr, weight_decay=0.0, l1=0.0, eps_scale=1.0):
         self.t += 1

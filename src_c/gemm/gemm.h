@@ -73,7 +73,9 @@ typedef struct {
  * src_c/nn/mlp.c) prepare each product once, give the team one shared
  * workspace of the largest ws_bytes, and have every thread call
  * fm_?gemm_team(call, tid, ws) between barriers. Results are bitwise those
- * of fm_?gemm. `used` threads of the team get work; the rest return at once. */
+ * of fm_?gemm. `used` threads of the team get work; the rest return at once.
+ * ws_bytes also covers the call made with nt = 1 and used = 1 instead (the
+ * fallback of a driver that gets a smaller team than it asked for). */
 typedef struct {
     const fm_sgemm_cfg *cfg;
     int path, nt, used;

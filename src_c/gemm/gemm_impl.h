@@ -540,9 +540,12 @@ int FM_X(gemm_team_prepare)(int arch, int64_t m, int64_t n, int64_t k, FT alpha,
     call->used = FM_X(team_used)(cfg, &pr, path, call->nt);
     call->ws_bytes = 0;
     if (path == FM_PATH_BLOCKED) {
-        FM_X(plan) P;
+        /* Room for the team's plan and for a one-thread plan (a driver given
+         * a smaller team than it asked for runs the call with nt = 1). */
+        FM_X(plan) P, P1;
         FM_X(team_plan)(&P, cfg, &pr, call->nt);
-        call->ws_bytes = P.total;
+        FM_X(make_plan)(&P1, cfg, pr.m, pr.n, pr.k, pr.KC, 1, 0);
+        call->ws_bytes = P.total > P1.total ? P.total : P1.total;
     }
     call->prob = pr;
     return FM_OK;

@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 #include "../fastmlp.h"
+#include "optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,6 +48,85 @@ int fm_s_mlp_forward(int arch, const fm_s_mlp_net *net, int64_t m, const float *
                      int64_t csx, float *const *h, int softmax, int nthreads);
 int fm_d_mlp_forward(int arch, const fm_d_mlp_net *net, int64_t m, const double *x,
                      int64_t rsx, int64_t csx, double *const *h, int softmax, int nthreads);
+
+/* ---- one training step of a softmax classifier (fm_?_mlp_train_step) ----
+ *
+ * Everything a mini-batch step does -- gather the batch rows, forward pass,
+ * softmax cross-entropy and its gradient, backward pass (weight, bias and
+ * input gradients, activation derivative), the squared / absolute sums of the
+ * weights for the penalty terms of the loss, and the optimizer update of all
+ * parameters -- in one OpenMP parallel region, with barriers between the
+ * stages. Each stage splits its work exactly as the kernel-by-kernel path
+ * does (fastmlp.nn.mlp.DenseMLP.forward_train / backward, fastmlp._core
+ * drivers), so the parameters are bitwise those of that path, and the same
+ * for every thread count. */
+typedef struct {
+    int n_layers;
+    const int64_t *units;
+    float *const *w, *const *b;      /* parameters: views into `params` */
+    float *const *dw, *const *db;    /* gradients: views into `grads` (C-contiguous) */
+    float *const *h, *const *g;      /* rows_cap x units[i+1]: outputs, output gradients */
+    float *xb;                       /* rows_cap x units[0]: gathered batch */
+    int64_t rows_cap;
+    int act;
+    float slope;
+    float *params, *grads;           /* flat: the n_coef weights first, then the rest */
+    float *s0, *s1, *s2;             /* optimizer state (flat, like params) or NULL */
+    int64_t n_coef, n_params;
+} fm_s_mlp_train;
+
+typedef struct {
+    int n_layers;
+    const int64_t *units;
+    double *const *w, *const *b;
+    double *const *dw, *const *db;
+    double *const *h, *const *g;
+    double *xb;
+    int64_t rows_cap;
+    int act;
+    double slope;
+    double *params, *grads;
+    double *s0, *s1, *s2;
+    int64_t n_coef, n_params;
+} fm_d_mlp_train;
+
+/* The batch: rows[0..m) of the n_rows x units[0] matrix x (strides rsx, csx),
+ * or, when rows is NULL, its rows row0 .. row0 + m (read in place, no copy);
+ * labels[r] is the class of row r of x; w: the m sample weights of the batch
+ * (in batch order) or NULL for all 1; wsum their sum. */
+typedef struct {
+    const float *x;
+    int64_t n_rows, rsx, csx;
+    const int64_t *rows;
+    int64_t row0, m;
+    const int64_t *labels;
+    const double *w;
+    double wsum;
+} fm_s_mlp_batch;
+
+typedef struct {
+    const double *x;
+    int64_t n_rows, rsx, csx;
+    const int64_t *rows;
+    int64_t row0, m;
+    const int64_t *labels;
+    const double *w;
+    double wsum;
+} fm_d_mlp_batch;
+
+/* One step; `plan_w` updates the n_coef weights, `plan_b` the other
+ * parameters (fastmlp/_core/optim_c: fm_optim_plan_init). out[0] = the batch's
+ * mean cross-entropy (sum_i w_i CE_i / wsum), out[1] = sqrt(sum W^2) when
+ * want_sq, out[2] = sum |W| when want_abs, both over the weights before the
+ * update (the ones the batch's forward pass used). Returns FM_OK, FM_ERR_ARG
+ * (a row index or label out of range, m > rows_cap, a bad size) with
+ * nothing updated, or FM_ERR_NOMEM. */
+int fm_s_mlp_train_step(int arch, const fm_s_mlp_train *T, const fm_s_mlp_batch *B,
+                        const fm_optim_plan *plan_w, const fm_optim_plan *plan_b, int want_sq, int want_abs,
+                        int nthreads, double out[3]);
+int fm_d_mlp_train_step(int arch, const fm_d_mlp_train *T, const fm_d_mlp_batch *B,
+                        const fm_optim_plan *plan_w, const fm_optim_plan *plan_b, int want_sq, int want_abs,
+                        int nthreads, double out[3]);
 
 #ifdef __cplusplus
 }
