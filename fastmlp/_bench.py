@@ -28,7 +28,9 @@ loss of the epoch) agrees up to rounding: the timings compare equal work.
 Every timed call builds a fresh estimator and fits it (initialisation and
 input validation included). Each configuration is timed ``repeats`` times,
 the implementations interleaved (so drifts of a noisy machine hit all alike),
-and the best time is reported. Threads: ``fastmlp.threads(n)`` and
+each run after a 0.3 s pause that lets the previous run's worker threads stop
+spinning (OpenBLAS's spin about 0.1 s after a call and would hold a core the
+next run needs), and the best time is reported. Threads: ``fastmlp.threads(n)`` and
 ``threadpoolctl.threadpool_limits(n)`` (BLAS and OpenMP) around every row,
 ``torch.set_num_threads(n)`` for PyTorch.
 
@@ -70,6 +72,8 @@ WORKLOAD = dict(hidden_layer_sizes=(256, 128), solver="sgd", learning_rate_init=
 ESTIMATOR_EXTRA = dict(max_iter=1, early_stopping=False)
 
 IMPLS = ("fastmlp", "numpy-ref", "scikit-learn", "pytorch")
+#: Pause before each timed run (see run_bench).
+SETTLE_S = 0.3
 
 
 def layer_units(n_features=N_FEATURES, n_classes=N_CLASSES,
@@ -335,6 +339,11 @@ def run_bench(threads=(1,), quick=False, samples=None, repeats=None, dtype="floa
                 models, losses = {}, {}
                 for _ in range(repeats):
                     for impl, fit in fitters.items():
+                        # Let the previous run's idle worker threads park:
+                        # OpenBLAS's spin for ~0.1 s after a call (libgomp's
+                        # far less), and a spinning thread holds a core the
+                        # next implementation's threads need.
+                        time.sleep(SETTLE_S)
                         t0 = time.perf_counter()
                         model, loss = fit(X, y)
                         dt = time.perf_counter() - t0
@@ -347,6 +356,7 @@ def run_bench(threads=(1,), quick=False, samples=None, repeats=None, dtype="floa
                 lat = {}
                 for impl, model in models.items():
                     f = _predict_fn(impl, model, x1, torch)
+                    time.sleep(SETTLE_S)
                     f()
                     lat[impl] = min(_timed(f) for _ in range(predict_calls)) * 1e6
             for impl in IMPLS:
