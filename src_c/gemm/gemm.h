@@ -73,19 +73,22 @@ typedef struct {
  * src_c/nn/mlp.c) prepare each product once, give the team one shared
  * workspace of the largest ws_bytes, and have every thread call
  * fm_?gemm_team(call, tid, ws) between barriers. Results are bitwise those
- * of fm_?gemm. `used` threads of the team get work; the rest return at once.
+ * of fm_?gemm. `used` threads of the team get work; the rest return at once;
+ * `solo` is how many fm_?gemm would start for the product alone (a driver
+ * sizes its team by that: a team is worth starting only for work that would
+ * be worth it alone).
  * ws_bytes also covers the call made with nt = 1 and used = 1 instead (the
  * fallback of a driver that gets a smaller team than it asked for). */
 typedef struct {
     const fm_sgemm_cfg *cfg;
-    int path, nt, used;
+    int path, nt, used, solo;
     size_t ws_bytes;
     fm_s_prob prob;
 } fm_s_gemm_call;
 
 typedef struct {
     const fm_dgemm_cfg *cfg;
-    int path, nt, used;
+    int path, nt, used, solo;
     size_t ws_bytes;
     fm_d_prob prob;
 } fm_d_gemm_call;
@@ -116,6 +119,12 @@ void fm_workspace_release(void *p, int owned);
  * core's FMA peak. Depends only on the problem size, never on the thread
  * count requested, and does not affect results (see gemm_impl.h). */
 #define FM_GEMM_MIN_MACS_PER_THREAD ((int64_t)1 << 20)
+
+/* The same inside a team that is already running (fm_?gemm_team, used by the
+ * whole-step drivers of src_c/nn/mlp.c): a thread there costs a barrier, not
+ * a wake-up, so products down to ~2 us of work are split (784-256-128-10
+ * training step, batch 128, 2 threads: ~2% faster than with 2^20). */
+#define FM_GEMM_TEAM_MIN_MACS_PER_THREAD ((int64_t)1 << 16)
 
 /* The small-m path (gemm_impl.h) is bound by streaming B for one row and by
  * FMAs for four: a second thread pays off once each thread gets this many

@@ -201,14 +201,14 @@ typedef struct {
 /* The problem as each thread sees it, FM_X(prob), is declared in gemm.h. */
 
 static void FM_X(make_plan)(FM_X(plan) *P, const CFG *cfg, int64_t m, int64_t n, int64_t k,
-                            int64_t KC, int nthreads, int may_share) {
+                            int64_t KC, int nthreads, int may_share, int64_t min_macs) {
     const int mr = cfg->mr, nr = cfg->nr;
     const int64_t MC = cfg->mc, NC = cfg->nc;
     const int64_t mp = (m + mr - 1) / mr, np = (n + nr - 1) / nr;
 
     /* Threads: enough work each, and a tm x tn grid that fits the tiles. */
     int64_t nt64 = nthreads < 1 ? 1 : nthreads;
-    int64_t by_work = m * n * k / FM_GEMM_MIN_MACS_PER_THREAD;
+    int64_t by_work = m * n * k / min_macs;
     if (by_work < 1) by_work = 1;
     if (nt64 > by_work) nt64 = by_work;
     if (nt64 > mp * np) nt64 = mp * np;
@@ -413,8 +413,9 @@ static void FM_X(smallm_share)(const CFG *cfg, const FM_X(prob) *pr, int parts, 
 /* The plan of a team of exactly nt threads: when the problem uses fewer,
  * the idle ones never reach run()'s barriers, so B is then packed privately. */
 static void FM_X(team_plan)(FM_X(plan) *P, const CFG *cfg, const FM_X(prob) *pr, int nt) {
-    FM_X(make_plan)(P, cfg, pr->m, pr->n, pr->k, pr->KC, nt, 1);
-    if (P->nt < nt && P->share_b) FM_X(make_plan)(P, cfg, pr->m, pr->n, pr->k, pr->KC, nt, 0);
+    FM_X(make_plan)(P, cfg, pr->m, pr->n, pr->k, pr->KC, nt, 1, FM_GEMM_TEAM_MIN_MACS_PER_THREAD);
+    if (P->nt < nt && P->share_b)
+        FM_X(make_plan)(P, cfg, pr->m, pr->n, pr->k, pr->KC, nt, 0, FM_GEMM_TEAM_MIN_MACS_PER_THREAD);
 }
 
 /* How many of a team of nt threads a prepared product uses. */
@@ -491,8 +492,8 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
      * parallel regions, OMP_DYNAMIC, OMP_THREAD_LIMIT). The workspace fits
      * either. */
     FM_X(plan) P, P1;
-    FM_X(make_plan)(&P, cfg, pr.m, pr.n, pr.k, pr.KC, nthreads, 1);
-    FM_X(make_plan)(&P1, cfg, pr.m, pr.n, pr.k, pr.KC, 1, 1);
+    FM_X(make_plan)(&P, cfg, pr.m, pr.n, pr.k, pr.KC, nthreads, 1, FM_GEMM_MIN_MACS_PER_THREAD);
+    FM_X(make_plan)(&P1, cfg, pr.m, pr.n, pr.k, pr.KC, 1, 1, FM_GEMM_MIN_MACS_PER_THREAD);
     const size_t bytes = P.total > P1.total ? P.total : P1.total;
     int owned = 0;
     char *ws = (char *)fm_workspace_get(bytes, &owned);
@@ -538,13 +539,22 @@ int FM_X(gemm_team_prepare)(int arch, int64_t m, int64_t n, int64_t k, FT alpha,
     call->path = path;
     call->nt = nt < 1 ? 1 : nt;
     call->used = FM_X(team_used)(cfg, &pr, path, call->nt);
+    call->solo = 1;
+    if (path == FM_PATH_SMALLM) {
+        call->solo = FM_X(smallm_threads)(&pr, call->nt);
+    } else if (path == FM_PATH_BLOCKED) {
+        FM_X(plan) Q;
+        FM_X(make_plan)(&Q, cfg, pr.m, pr.n, pr.k, pr.KC, call->nt, 1,
+                        FM_GEMM_MIN_MACS_PER_THREAD);
+        call->solo = Q.nt;
+    }
     call->ws_bytes = 0;
     if (path == FM_PATH_BLOCKED) {
         /* Room for the team's plan and for a one-thread plan (a driver given
          * a smaller team than it asked for runs the call with nt = 1). */
         FM_X(plan) P, P1;
         FM_X(team_plan)(&P, cfg, &pr, call->nt);
-        FM_X(make_plan)(&P1, cfg, pr.m, pr.n, pr.k, pr.KC, 1, 0);
+        FM_X(make_plan)(&P1, cfg, pr.m, pr.n, pr.k, pr.KC, 1, 0, FM_GEMM_MIN_MACS_PER_THREAD);
         call->ws_bytes = P.total > P1.total ? P.total : P1.total;
     }
     call->prob = pr;

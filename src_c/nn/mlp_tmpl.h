@@ -50,11 +50,11 @@ int FM_X(mlp_forward)(int arch, const FM_NET *net, int64_t m, const FT *x, int64
     FM_CALL calls[FM_MLP_MAX_LAYERS];
     int status, team = 1;
     if (nthreads < 1) nthreads = 1;
-    /* The team: as many threads as the busiest layer keeps busy. */
+    /* The team: as many threads as the busiest layer would start alone. */
     for (int i = 0; i < L; i++) {
         status = FM_X(mlp_layer_prepare)(arch, net, i, m, x, rsx, csx, h, nthreads, &calls[i]);
         if (status != FM_OK) return status;
-        if (calls[i].used > team) team = calls[i].used;
+        if (calls[i].solo > team) team = calls[i].solo;
     }
 #ifdef _OPENMP
     if (omp_in_parallel()) team = 1;
@@ -254,7 +254,11 @@ static void FM_X(mlp_step_team)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
     for (int i = L - 1; i >= 0; i--) {
         const int64_t ni = u[i + 1];
         FM_X(gemm_team)(&S->dw[i], tid, S->ws_a);
-        if (i > 0) FM_X(gemm_team)(&S->dx[i], tid, S->ws_b);
+        /* The threads take the shares of g_{i-1}'s product in reverse order:
+         * when each product keeps only some of them busy (small layers), the
+         * two run side by side on different threads. (Which thread computes
+         * a share never changes its bits.) */
+        if (i > 0) FM_X(gemm_team)(&S->dx[i], nt - 1 - tid, S->ws_b);
         /* column-sum table of g_i: row blocks x whole rows, split over tasks */
         int64_t t0, t1;
         fm_mlp_split(S->nb, nt, tid, &t0, &t1);
@@ -351,8 +355,9 @@ int FM_X(mlp_train_step)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
         S->a0 = B->x + B->row0 * B->rsx; S->rs0 = B->rsx; S->cs0 = B->csx;
     }
 
-    /* The team: as many threads as the busiest product keeps busy (a step
-     * of small products runs on one thread: no barriers to wait at). */
+    /* The team: as many threads as the busiest product would start alone (a
+     * step of small products runs on one thread: no barriers to wait at, on
+     * a busy machine each one can cost a scheduler time slice). */
     int team = 1, status = FM_OK;
     for (int pass = 0; pass < 2; pass++) {
         const int nt = pass == 0 ? nthreads : team;
@@ -379,9 +384,9 @@ int FM_X(mlp_train_step)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
         if (status != FM_OK) { free(S); return status; }
         if (pass == 0) {
             for (int i = 0; i < L; i++) {
-                if (S->fwd[i].used > team) team = S->fwd[i].used;
-                if (S->dw[i].used > team) team = S->dw[i].used;
-                if (i > 0 && S->dx[i].used > team) team = S->dx[i].used;
+                if (S->fwd[i].solo > team) team = S->fwd[i].solo;
+                if (S->dw[i].solo > team) team = S->dw[i].solo;
+                if (i > 0 && S->dx[i].solo > team) team = S->dx[i].solo;
             }
 #ifdef _OPENMP
             if (omp_in_parallel()) team = 1;
