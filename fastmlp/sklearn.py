@@ -55,6 +55,7 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import config_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
@@ -158,6 +159,16 @@ def _sk_loss(name, y, p, sw):
     if _BACKPROP_HAS_SW:
         return LOSS_FUNCTIONS[name](y, p, sw)
     return LOSS_FUNCTIONS[name](y, p)      # pragma: no cover  (scikit-learn < 1.7)
+
+
+def _fm_known_finite_y(y):
+    """y is an ndarray that scikit-learn's finiteness check would pass: integer,
+    boolean or string labels, or finite floats."""
+    if type(y) is not np.ndarray:
+        return False
+    if y.dtype.kind in "iubUS":
+        return True
+    return _mlp_core.all_finite(y)
 
 
 class _SGDSchedule:
@@ -276,6 +287,17 @@ class _FastMLPMixin:
     def _fit(self, X, y, sample_weight=None, incremental=False):
         with self._fm_threads():
             return self._fm_fit(X, y, sample_weight, incremental)
+
+    def _validate_input(self, X, y, incremental, reset):
+        # scikit-learn's validation, with its finiteness check of X (a serial
+        # pass over the data, ~20 ms for 60000 x 784) done by fastmlp's
+        # multi-threaded one when X and y are plain arrays it can read; any
+        # other input, or a non-finite value, takes scikit-learn's own check
+        # (and its error message).
+        if _mlp_core.all_finite(X, get_num_threads()) and _fm_known_finite_y(y):
+            with config_context(assume_finite=True):
+                return super()._validate_input(X, y, incremental, reset)
+        return super()._validate_input(X, y, incremental, reset)
 
     def _fm_fit(self, X, y, sample_weight, incremental):
         hidden = self.hidden_layer_sizes

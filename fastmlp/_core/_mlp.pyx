@@ -19,6 +19,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
+from cython.parallel cimport prange
 
 from fastmlp._core.fastmlp_c cimport FM_OK, FM_ERR_NOMEM, FM_ARCH_AUTO
 from fastmlp._core.mlp_c cimport *
@@ -186,6 +187,13 @@ cdef cnp.ndarray _argmax_rows(cnp.ndarray out):
     return idx
 
 
+# all_finite: rows per parallel block, elements below which one thread checks,
+# and the row length a long vector is viewed with.
+cdef int64_t _FINITE_ROWS = 64
+cdef int64_t _FINITE_PAR_MIN = 1 << 20
+cdef int64_t _FINITE_BLOCK = 4096
+
+
 cdef bint _finite_s(const char *p, int64_t m, int64_t n, int64_t rs, int64_t cs) noexcept nogil:
     # A float is inf or NaN exactly when its exponent bits are all ones: an
     # integer test the compiler vectorizes (no branch per element).
@@ -223,28 +231,52 @@ cdef bint _finite_d(const char *p, int64_t m, int64_t n, int64_t rs, int64_t cs)
     return True
 
 
-def all_finite(x):
-    """True when x is an aligned, native-byte-order 2-D float32/float64 ndarray
-    (any strides) whose elements are all finite; False otherwise (input
-    validation of the prediction fast path: False sends the caller to full
-    validation)."""
+def all_finite(x, int n_threads=1):
+    """True when x is an aligned, native-byte-order 1-D or 2-D float32/float64
+    ndarray (any strides) whose elements are all finite; False otherwise
+    (input validation of the fast paths: False sends the caller to full
+    validation). Large arrays are checked by n_threads threads (blocks of
+    rows; the answer does not depend on the split)."""
     if not cnp.PyArray_Check(x):
         return False
     cdef cnp.ndarray X = <cnp.ndarray>x
     cdef int typenum = cnp.PyArray_TYPE(X)
-    if cnp.PyArray_NDIM(X) != 2 or (typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE) \
+    cdef int nd = cnp.PyArray_NDIM(X)
+    if (nd != 1 and nd != 2) or (typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE) \
             or not cnp.PyArray_ISALIGNED(X) or not cnp.PyArray_ISNOTSWAPPED(X):
         return False
     cdef const char *p = <const char *>cnp.PyArray_DATA(X)
-    cdef int64_t m = cnp.PyArray_DIM(X, 0), n = cnp.PyArray_DIM(X, 1)
-    cdef int64_t rs = cnp.PyArray_STRIDE(X, 0), cs = cnp.PyArray_STRIDE(X, 1)
-    cdef bint ok
+    cdef int64_t m, n, rs, cs
+    if nd == 2:
+        m, n = cnp.PyArray_DIM(X, 0), cnp.PyArray_DIM(X, 1)
+        rs, cs = cnp.PyArray_STRIDE(X, 0), cnp.PyArray_STRIDE(X, 1)
+    else:
+        m, n = 1, cnp.PyArray_DIM(X, 0)
+        rs, cs = 0, cnp.PyArray_STRIDE(X, 0)
+        if n > _FINITE_BLOCK and cs == cnp.PyArray_ITEMSIZE(X):
+            # a long vector: as rows of _FINITE_BLOCK elements, plus the tail
+            m, n, rs = n // _FINITE_BLOCK, _FINITE_BLOCK, _FINITE_BLOCK * cs
+            if not all_finite(X[m * _FINITE_BLOCK:], n_threads):
+                return False
+    cdef int64_t nb = (m + _FINITE_ROWS - 1) // _FINITE_ROWS, b, r0, cnt
+    cdef int nt = n_threads if n_threads > 1 and m * n >= _FINITE_PAR_MIN and nb > 1 else 1
+    cdef int bad = 0
     with nogil:
-        if typenum == cnp.NPY_FLOAT:
-            ok = _finite_s(p, m, n, rs, cs)
+        if nt > 1:
+            for b in prange(nb, schedule="static", num_threads=nt):
+                r0 = b * _FINITE_ROWS
+                cnt = min(<int64_t>_FINITE_ROWS, m - r0)
+                if typenum == cnp.NPY_FLOAT:
+                    if not _finite_s(p + r0 * rs, cnt, n, rs, cs):
+                        bad += 1
+                else:
+                    if not _finite_d(p + r0 * rs, cnt, n, rs, cs):
+                        bad += 1
+        elif typenum == cnp.NPY_FLOAT:
+            bad = not _finite_s(p, m, n, rs, cs)
         else:
-            ok = _finite_d(p, m, n, rs, cs)
-    return ok
+            bad = not _finite_d(p, m, n, rs, cs)
+    return bad == 0
 
 
 

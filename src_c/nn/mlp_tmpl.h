@@ -120,6 +120,8 @@ int FM_X(mlp_forward)(int arch, const FM_NET *net, int64_t m, const FT *x, int64
 /* Pieces of row-wise loss work: about FM_MLP_XENT_CHUNK elements, 1..256
  * rows (fastmlp/_core/_act.pyx uses the same pieces). */
 #define FM_MLP_XENT_CHUNK 32768
+/* Rows ahead whose lines the gather prefetches. */
+#define FM_MLP_GATHER_AHEAD 2
 /* Column chunk of a bias table reduction (as fastmlp/_core/_norm.pyx). */
 #define FM_MLP_REDUCE_COLS 512
 
@@ -213,6 +215,16 @@ static void FM_X(mlp_step_team)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
         const int64_t lab = B->labels[src];
         if (lab < 0 || lab >= nout) { S->bad = 1; continue; }
         S->lab[r] = lab;
+        if (B->rows && B->csx == 1 && r + FM_MLP_GATHER_AHEAD < hi) {
+            /* Random rows of a large x come from DRAM: ask for a later row's
+             * lines now, so that several rows are in flight at once (the
+             * prefetcher only follows a row, not the jump to the next). */
+            const int64_t nxt = B->rows[r + FM_MLP_GATHER_AHEAD];
+            if (nxt >= 0 && nxt < B->n_rows) {
+                const char *pf = (const char *)(B->x + nxt * B->rsx);
+                for (int64_t o = 0; o < n0 * (int64_t)sizeof(FT); o += 64) __builtin_prefetch(pf + o);
+            }
+        }
         if (B->rows) {
             const FT *xs = B->x + src * B->rsx;
             FT *xd = T->xb + r * n0;

@@ -5,6 +5,7 @@ The extra solvers and the l1 penalty are checked against an independent
 float64 NumPy training loop (textbook update formulas, scikit-learn's
 initialisation, shuffling and batching), weight for weight.
 """
+import re
 import warnings
 
 import numpy as np
@@ -236,3 +237,31 @@ def test_pickle_keeps_engine_views_and_training_continues(digits):
     est.partial_fit(Xtr, ytr)
     back.partial_fit(Xtr, ytr)
     np.testing.assert_array_equal(back.predict_proba(Xte), est.predict_proba(Xte))
+
+
+def test_validation_keeps_scikit_learn_finiteness_errors():
+    # fastmlp checks finiteness itself (multi-threaded) and lets scikit-learn
+    # skip its own pass only when everything is finite: the errors and their
+    # messages stay scikit-learn's
+    from sklearn.neural_network import MLPClassifier as SkC, MLPRegressor as SkR
+    import fastmlp.sklearn as fs
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = rng.standard_normal(40)
+    labels = (y > 0).astype(int)
+    cases = []
+    for bad in (np.nan, np.inf):
+        Xb = X.copy()
+        Xb[7, 1] = bad
+        yb = y.copy()
+        yb[5] = bad
+        cases += [(fs.MLPRegressor, SkR, Xb, y), (fs.MLPRegressor, SkR, X, yb),
+                  (fs.MLPClassifier, SkC, Xb, labels), (fs.MLPRegressor, SkR, Xb.astype(np.float32), y)]
+    for ours, theirs, Xc, yc in cases:
+        with pytest.raises(ValueError) as want:
+            theirs(max_iter=2).fit(Xc, yc)
+        with pytest.raises(ValueError, match=re.escape(str(want.value))):
+            ours(max_iter=2).fit(Xc, yc)
+    # object labels and integer X still go through scikit-learn's checks
+    clf = fs.MLPClassifier(max_iter=5, random_state=0).fit(X.astype(int), np.where(labels, "a", "b").astype(object))
+    assert set(clf.predict(X)) <= {"a", "b"}

@@ -172,6 +172,29 @@ def test_all_finite(dtype):
     assert _mlp.all_finite(big) and _mlp.all_finite(-big)
     # anything the fast path does not take is "not known finite"
     assert not _mlp.all_finite(x.astype(np.int64))
-    assert not _mlp.all_finite(x.ravel())
+    assert not _mlp.all_finite(x.reshape(2, 3, 10))
     assert not _mlp.all_finite(x.astype(x.dtype.newbyteorder()))
     assert not _mlp.all_finite(x.tolist())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_finite_vectors_and_threads(dtype):
+    # vectors (long ones are checked as rows plus a tail) and big arrays
+    # checked by several threads: a bad value anywhere is found
+    for n in (0, 1, 17, 4096, 4097, 3 * 4096 + 5):
+        v = np.linspace(-1, 1, n).astype(dtype)
+        assert _mlp.all_finite(v) and _mlp.all_finite(v[::-3])
+        for pos in {0, n // 2, n - 1} if n else ():
+            w = v.copy()
+            w[pos] = np.nan
+            assert not _mlp.all_finite(w)
+            assert _mlp.all_finite(w[pos + 1:])
+    big = np.ones((3000, 700), dtype)
+    for nt in (1, 2, 3):
+        assert _mlp.all_finite(big, nt)
+    for r, c in ((0, 0), (1500, 350), (2999, 699)):
+        b = big.copy()
+        b[r, c] = -np.inf
+        for nt in (1, 2, 3):
+            assert not _mlp.all_finite(b, nt)
+            assert not _mlp.all_finite(b.ravel(), nt)
