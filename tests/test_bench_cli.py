@@ -79,6 +79,17 @@ def test_bench_plot_without_matplotlib(tmp_path):
     assert "GFLOP" not in r.stdout and not (tmp_path / "out.png").exists()   # stopped before running
 
 
+def test_bench_plot_with_matplotlib(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "out.png"
+    r = _run(["--quick", "--threads", "1", "--samples", "256", "--repeats", "1",
+              "--plot", str(png)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    assert f"plot written to {png}" in r.stdout
+
+
 @pytest.mark.parametrize("args, msg", [
     (["--threads", "0"], "--threads must be integers >= 1"),
     (["--threads", "1,x"], "--threads must be comma-separated integers"),
