@@ -418,13 +418,14 @@ class _FastMLPMixin:
         adam = self.solver == "adam"
         nt = get_num_threads()
         step_no = 0
-        # The common case -- dense input, softmax output, no dropout or batch
-        # norm -- runs each whole step as one compiled call (bitwise the
-        # kernel-by-kernel step below).
+        # Dense input without dropout or batch norm trains on the compiled
+        # step (bitwise the kernel-by-kernel step below): a softmax
+        # classifier's whole step is one call; other outputs take two, around
+        # scikit-learn's loss computed here.
         trainer = None
-        if softmax and not sparse:
+        if not sparse:
             try:
-                trainer = eng.softmax_trainer(X, labels, opt, batch_size)
+                trainer = eng.trainer(X, labels if softmax else None, opt, batch_size)
             except ValueError:      # an X the compiled step cannot address in place
                 trainer = None
         try:
@@ -452,14 +453,18 @@ class _FastMLPMixin:
                     if adam:   # scikit-learn's Adam adds eps to sqrt(v), not sqrt(v_hat)
                         eps_scale = 1.0 / np.sqrt(1.0 - self.beta_2 ** (opt.t + 1))
                     if trainer is not None:
-                        if isinstance(rows, slice):
+                        r_arr, row0 = (None, rows.start) if isinstance(rows, slice) else (rows, 0)
+                        if softmax:
                             loss, nrm, l1sum = opt.fused_step(
-                                trainer, None, rows.start, m, swb, sw_sum, sched.lr,
-                                alpha / sw_sum, l1 / sw_sum, eps_scale, bool(alpha), bool(l1))
-                        else:
-                            loss, nrm, l1sum = opt.fused_step(
-                                trainer, rows, 0, m, swb, sw_sum, sched.lr, alpha / sw_sum,
+                                trainer, r_arr, row0, m, swb, sw_sum, sched.lr, alpha / sw_sum,
                                 l1 / sw_sum, eps_scale, bool(alpha), bool(l1))
+                        else:
+                            trainer.forward(r_arr, row0, m, nt)
+                            loss = self._fm_output_loss(eng, eng.output_buffer(m), yf[rows],
+                                                        swb, sw_sum, loss_name, nt)
+                            nrm, l1sum = opt.fused_update(
+                                trainer, r_arr, row0, m, sched.lr, alpha / sw_sum, l1 / sw_sum,
+                                eps_scale, bool(alpha), bool(l1))
                         step_no += 1
                         if alpha:
                             sq = nrm * nrm      # inf, not OverflowError, for huge weights
@@ -489,14 +494,7 @@ class _FastMLPMixin:
                             np.take(labels, rows, out=lb, mode="clip")
                         loss = _act_core.softmax_xent(z, lb, None, swb, sw_sum, delta, nt)
                     else:
-                        out = apply_output_activation(z, self.out_activation_, nt)
-                        yb = yf[rows]
-                        loss = _sk_loss(loss_name, yb, out, swb)
-                        np.subtract(out, yb, out=delta)
-                        if swb is None:
-                            delta *= dt.type(1.0 / sw_sum)
-                        else:
-                            delta *= (swb / sw_sum).astype(dt).reshape(-1, 1)
+                        loss = self._fm_output_loss(eng, z, yf[rows], swb, sw_sum, loss_name, nt)
                     if alpha:
                         nrm = _optim.grad_norm(eng.params[:eng.n_coef], nt)
                         sq = nrm * nrm      # inf, not OverflowError, for huge weights
@@ -546,6 +544,22 @@ class _FastMLPMixin:
         if early_stopping and best is not None and len(best) == len(eng.state_arrays()) and \
                 all(a.shape == b.shape for a, b in zip(best, eng.state_arrays())):
             eng.restore(best)      # best weights, in place (the coefs_ views stay valid)
+
+    def _fm_output_loss(self, eng, z, yb, swb, sw_sum, loss_name, nt):
+        """scikit-learn's loss of a batch whose output pre-activation is z (m
+        rows, an engine buffer: the output activation is applied in place),
+        and its gradient (out - y) * w / sum(w) written to the engine's delta
+        buffer."""
+        m = z.shape[0]
+        out = apply_output_activation(z, self.out_activation_, nt)
+        loss = _sk_loss(loss_name, yb, out, swb)
+        delta = eng.delta_buffer(m)
+        np.subtract(out, yb, out=delta)
+        if swb is None:
+            delta *= delta.dtype.type(1.0 / sw_sum)
+        else:
+            delta *= (swb / sw_sum).astype(delta.dtype).reshape(-1, 1)
+        return loss
 
     def _fm_is_classifier(self):
         return hasattr(self, "_label_binarizer")

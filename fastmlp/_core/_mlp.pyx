@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Whole-network passes of a dense MLP in one call: the forward pass
-(prediction) and, for softmax classifiers, a whole training step
-(`SoftmaxTrainer`).
+(prediction) and a training step (`Trainer`: a softmax classifier's whole
+step in one call, or any other output's step in two around the caller's loss).
 
 Design: prediction of a few rows is dominated by per-call overhead, not by
 arithmetic, so this driver hands the whole network to src_c/nn/mlp.c, which
@@ -284,19 +284,21 @@ cdef cnp.ndarray _carr(object x, int ndim, int typenum, str what):
     """x as a C-contiguous, aligned, writeable ndarray of the given dims/dtype."""
     cdef cnp.ndarray a = _arr(x, ndim, typenum, what)
     if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISWRITEABLE(a):
-        raise ValueError(f"SoftmaxTrainer: {what} must be C-contiguous and writeable")
+        raise ValueError(f"Trainer: {what} must be C-contiguous and writeable")
     return a
 
 
-cdef class SoftmaxTrainer:
-    """One mini-batch training step of a dense softmax classifier in one call
-    (src_c/nn/mlp.c fm_?_mlp_train_step): gather, forward, cross-entropy,
-    backward, penalty sums and the optimizer update in one OpenMP parallel
-    region. Built once per fit over the network's flat parameter, gradient
-    and optimizer-state buffers and its per-batch work arrays (kept alive
-    here); `step` is then called per batch. Shapes are checked here once;
-    row indices and labels are checked by the C step (out of range: ValueError,
-    nothing updated)."""
+cdef class Trainer:
+    """A mini-batch training step of a dense MLP on the compiled core
+    (src_c/nn/mlp.c fm_?_mlp_train_step): gather, forward, loss gradient,
+    backward, penalty sums and the optimizer update, each call one OpenMP
+    parallel region. Built once per fit over the network's flat parameter,
+    gradient and optimizer-state buffers and its per-batch work arrays (kept
+    alive here). Per batch, either `step` (softmax output + cross-entropy on
+    `labels`: the whole step in one call), or `forward`, then the caller's
+    loss writing the output gradient into deltas[-1], then `update`. Shapes
+    are checked here once; row indices and labels by the C step (out of
+    range: ValueError, nothing updated)."""
     cdef object _keep
     cdef int typenum
     cdef int64_t *units
@@ -315,38 +317,38 @@ cdef class SoftmaxTrainer:
         self.units = NULL
         self.ptrs = NULL
         if not cnp.PyArray_Check(params):
-            raise TypeError("SoftmaxTrainer: params must be a numpy.ndarray")
+            raise TypeError("Trainer: params must be a numpy.ndarray")
         cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>params)
         if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
-            raise ValueError("SoftmaxTrainer: params must be float32 or float64")
+            raise ValueError("Trainer: params must be float32 or float64")
         self.typenum = typenum
         cdef Py_ssize_t L = len(coefs), i
         if (L < 1 or L > FM_MLP_MAX_LAYERS or len(intercepts) != L or len(coef_grads) != L
                 or len(intercept_grads) != L or len(outputs) != L or len(deltas) != L):
-            raise ValueError("SoftmaxTrainer: every per-layer list needs one array per layer")
+            raise ValueError("Trainer: every per-layer list needs one array per layer")
         self.method = method
         self.nstate = fm_optim_nstate(method)
         if self.nstate < 0 or len(states) != self.nstate:
-            raise ValueError(f"SoftmaxTrainer: optimizer {method} needs {self.nstate} state "
+            raise ValueError(f"Trainer: optimizer {method} needs {self.nstate} state "
                              f"buffers, got {len(states)}")
         cdef cnp.ndarray P = _carr(params, 1, typenum, "params")
         cdef cnp.ndarray G = _carr(grads, 1, typenum, "grads")
         cdef int64_t n_params = cnp.PyArray_DIM(P, 0)
         if cnp.PyArray_DIM(G, 0) != n_params or not 0 <= n_coef <= n_params:
-            raise ValueError("SoftmaxTrainer: params, grads and n_coef do not match")
+            raise ValueError("Trainer: params, grads and n_coef do not match")
         cdef cnp.ndarray XB = _carr(xb, 2, typenum, "xb")
         cdef int64_t cap = cnp.PyArray_DIM(XB, 0)
         self.units = <int64_t *>malloc((L + 1) * sizeof(int64_t))
         self.ptrs = <void **>malloc(6 * L * sizeof(void *))
         if self.units == NULL or self.ptrs == NULL:
-            raise MemoryError("SoftmaxTrainer: out of memory")
+            raise MemoryError("Trainer: out of memory")
         self.units[0] = cnp.PyArray_DIM(XB, 1)
         cdef cnp.ndarray a
         keep = [P, G, XB]
         for i in range(L):
             a = _carr(coefs[i], 2, typenum, f"coefs[{i}]")
             if cnp.PyArray_DIM(a, 0) != self.units[i]:
-                raise ValueError(f"SoftmaxTrainer: coefs[{i}] has {cnp.PyArray_DIM(a, 0)} rows, "
+                raise ValueError(f"Trainer: coefs[{i}] has {cnp.PyArray_DIM(a, 0)} rows, "
                                  f"expected {self.units[i]}")
             self.units[i + 1] = cnp.PyArray_DIM(a, 1)
             self.ptrs[i] = cnp.PyArray_DATA(a)
@@ -359,7 +361,7 @@ cdef class SoftmaxTrainer:
                     (deltas[i], "deltas", (cap, self.units[i + 1])))):
                 a = _carr(arr, len(shape), typenum, f"{name}[{i}]")
                 if arr.shape != shape:
-                    raise ValueError(f"SoftmaxTrainer: {name}[{i}] has shape {arr.shape}, "
+                    raise ValueError(f"Trainer: {name}[{i}] has shape {arr.shape}, "
                                      f"expected {shape}")
                 self.ptrs[(j + 1) * L + i] = cnp.PyArray_DATA(a)
                 keep.append(a)
@@ -368,24 +370,28 @@ cdef class SoftmaxTrainer:
         for i in range(self.nstate):
             a = _carr(states[i], 1, typenum, f"states[{i}]")
             if cnp.PyArray_DIM(a, 0) != n_params:
-                raise ValueError("SoftmaxTrainer: optimizer states must be as long as params")
+                raise ValueError("Trainer: optimizer states must be as long as params")
             st[i] = cnp.PyArray_DATA(a)
             keep.append(a)
         cdef cnp.ndarray Xa = _arr(X, 2, typenum, "X")
         if cnp.PyArray_DIM(Xa, 1) != self.units[0]:
-            raise ValueError(f"SoftmaxTrainer: X has {cnp.PyArray_DIM(Xa, 1)} columns, "
+            raise ValueError(f"Trainer: X has {cnp.PyArray_DIM(Xa, 1)} columns, "
                              f"expected {self.units[0]}")
-        cdef cnp.ndarray lab = _arr(labels, 1, cnp.NPY_INT64, "labels")
-        if cnp.PyArray_DIM(lab, 0) != cnp.PyArray_DIM(Xa, 0) or (
-                cnp.PyArray_DIM(lab, 0) > 1 and cnp.PyArray_STRIDE(lab, 0) != 8):
-            raise ValueError("SoftmaxTrainer: labels must be contiguous, one per row of X")
-        keep += [Xa, lab]
+        cdef cnp.ndarray lab
+        self.labels = NULL
+        if labels is not None:
+            lab = _arr(labels, 1, cnp.NPY_INT64, "labels")
+            if cnp.PyArray_DIM(lab, 0) != cnp.PyArray_DIM(Xa, 0) or (
+                    cnp.PyArray_DIM(lab, 0) > 1 and cnp.PyArray_STRIDE(lab, 0) != 8):
+                raise ValueError("Trainer: labels must be contiguous, one per row of X")
+            keep.append(lab)
+            self.labels = <const int64_t *>cnp.PyArray_DATA(lab)
+        keep.append(Xa)
         self._keep = keep
         self.x = <const char *>cnp.PyArray_DATA(Xa)
         self.n_rows = cnp.PyArray_DIM(Xa, 0)
         self.rsx = _estride(Xa, 0)
         self.csx = _estride(Xa, 1)
-        self.labels = <const int64_t *>cnp.PyArray_DATA(lab)
         if typenum == cnp.NPY_FLOAT:
             self.ts.n_layers = <int>L
             self.ts.units = self.units
@@ -435,31 +441,62 @@ cdef class SoftmaxTrainer:
              double momentum=0.0, double rho=0.0, double beta1=0.0, double beta2=0.0,
              double eps=0.0, double weight_decay=0.0, double l1=0.0, int64_t t=1,
              bint want_sq=False, bint want_abs=False, int n_threads=1):
-        """One step on the batch X[rows] (an int64 array of m row indices) or,
-        rows None, X[row0:row0 + m] read in place. weights: the batch's m
-        sample weights (float64) or None; wsum their sum. The optimizer's
-        hyper-parameters as fastmlp._core._optim.step; weight_decay and l1
-        apply to the weights only. Returns (mean cross-entropy, ||W||_2 or 0,
-        sum |W| or 0), the norms over the weights the batch was computed with."""
+        """The whole step of a softmax classifier on the batch X[rows] (an int64
+        array of m row indices) or, rows None, X[row0:row0 + m] read in place.
+        weights: the batch's m sample weights (float64) or None; wsum their
+        sum. The optimizer's hyper-parameters as fastmlp._core._optim.step;
+        weight_decay and l1 apply to the weights only. Returns (mean
+        cross-entropy, ||W||_2 or 0, sum |W| or 0), the norms over the weights
+        the batch was computed with."""
+        if self.labels == NULL:
+            raise ValueError("Trainer: step needs the labels (built without)")
+        return self._run(FM_MLP_STAGE_ALL, rows, row0, m, weights, wsum, lr, momentum, rho,
+                         beta1, beta2, eps, weight_decay, l1, t, want_sq, want_abs, n_threads)
+
+    def forward(self, rows, int64_t row0, int64_t m, int n_threads=1):
+        """Gather the batch (as `step`) and run the forward pass: the output
+        pre-activation is then in outputs[-1][:m]."""
+        self._run(FM_MLP_STAGE_FORWARD, rows, row0, m, None, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                  0.0, 0.0, 0.0, 1, False, False, n_threads)
+
+    def update(self, rows, int64_t row0, int64_t m, double lr, double momentum=0.0,
+               double rho=0.0, double beta1=0.0, double beta2=0.0, double eps=0.0,
+               double weight_decay=0.0, double l1=0.0, int64_t t=1, bint want_sq=False,
+               bint want_abs=False, int n_threads=1):
+        """After `forward` on the same batch and the caller's output gradient
+        written into deltas[-1][:m]: backward pass and optimizer update (as
+        `step`). Returns (||W||_2 or 0, sum |W| or 0)."""
+        out = self._run(FM_MLP_STAGE_UPDATE, rows, row0, m, None, 1.0, lr, momentum, rho,
+                        beta1, beta2, eps, weight_decay, l1, t, want_sq, want_abs, n_threads)
+        return out[1], out[2]
+
+    cdef tuple _run(self, int stages, rows, int64_t row0, int64_t m, weights, double wsum,
+                    double lr, double momentum, double rho, double beta1, double beta2,
+                    double eps, double weight_decay, double l1, int64_t t, bint want_sq,
+                    bint want_abs, int n_threads):
         cdef const int64_t *prows = NULL
         cdef const double *pw = NULL
         cdef cnp.ndarray r, w
         if rows is not None:
             r = _arr(rows, 1, cnp.NPY_INT64, "rows")
             if cnp.PyArray_DIM(r, 0) != m or (m > 1 and cnp.PyArray_STRIDE(r, 0) != 8):
-                raise ValueError(f"SoftmaxTrainer: rows must be {m} contiguous int64 indices")
+                raise ValueError(f"Trainer: rows must be {m} contiguous int64 indices")
             prows = <const int64_t *>cnp.PyArray_DATA(r)
         if weights is not None:
             w = _arr(weights, 1, cnp.NPY_DOUBLE, "weights")
             if cnp.PyArray_DIM(w, 0) != m or (m > 1 and cnp.PyArray_STRIDE(w, 0) != 8):
-                raise ValueError(f"SoftmaxTrainer: weights must be {m} contiguous float64 values")
+                raise ValueError(f"Trainer: weights must be {m} contiguous float64 values")
             pw = <const double *>cnp.PyArray_DATA(w)
         cdef fm_optim_plan pl_w, pl_b
-        if (fm_optim_plan_init(&pl_w, self.method, FM_ARCH_AUTO, lr, momentum, rho, beta1,
-                               beta2, eps, weight_decay, l1, 1.0, t) != FM_OK or
-                fm_optim_plan_init(&pl_b, self.method, FM_ARCH_AUTO, lr, momentum, rho, beta1,
-                                   beta2, eps, 0.0, 0.0, 1.0, t) != FM_OK):
-            raise ValueError(f"SoftmaxTrainer: invalid optimizer {self.method} or step {t}")
+        cdef const fm_optim_plan *ppw = NULL
+        cdef const fm_optim_plan *ppb = NULL
+        if stages & FM_MLP_STAGE_UPDATE:
+            if (fm_optim_plan_init(&pl_w, self.method, FM_ARCH_AUTO, lr, momentum, rho, beta1,
+                                   beta2, eps, weight_decay, l1, 1.0, t) != FM_OK or
+                    fm_optim_plan_init(&pl_b, self.method, FM_ARCH_AUTO, lr, momentum, rho,
+                                       beta1, beta2, eps, 0.0, 0.0, 1.0, t) != FM_OK):
+                raise ValueError(f"Trainer: invalid optimizer {self.method} or step {t}")
+            ppw, ppb = &pl_w, &pl_b
         cdef double out[3]
         cdef int status
         cdef fm_s_mlp_batch bs
@@ -476,8 +513,8 @@ cdef class SoftmaxTrainer:
             bs.w = pw
             bs.wsum = wsum
             with nogil:
-                status = fm_s_mlp_train_step(FM_ARCH_AUTO, &self.ts, &bs, &pl_w, &pl_b, want_sq,
-                                             want_abs, n_threads, out)
+                status = fm_s_mlp_train_step(FM_ARCH_AUTO, &self.ts, &bs, ppw, ppb, want_sq,
+                                             want_abs, stages, n_threads, out)
         else:
             bd.x = <const double *>self.x
             bd.n_rows = self.n_rows
@@ -490,11 +527,11 @@ cdef class SoftmaxTrainer:
             bd.w = pw
             bd.wsum = wsum
             with nogil:
-                status = fm_d_mlp_train_step(FM_ARCH_AUTO, &self.td, &bd, &pl_w, &pl_b, want_sq,
-                                             want_abs, n_threads, out)
+                status = fm_d_mlp_train_step(FM_ARCH_AUTO, &self.td, &bd, ppw, ppb, want_sq,
+                                             want_abs, stages, n_threads, out)
         if status == FM_ERR_NOMEM:
-            raise MemoryError("SoftmaxTrainer: could not allocate the step's workspace")
+            raise MemoryError("Trainer: could not allocate the step's workspace")
         if status != FM_OK:
-            raise ValueError("SoftmaxTrainer: a row index or label is out of range, the batch "
+            raise ValueError("Trainer: a row index or label is out of range, the batch "
                              "is larger than the work buffers, or wsum <= 0")
         return out[0], out[1], out[2]

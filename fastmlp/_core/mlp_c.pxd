@@ -6,6 +6,10 @@ from fastmlp._core.optim_c cimport fm_optim_plan
 cdef extern from "nn/mlp.h" nogil:
     enum:
         FM_MLP_MAX_LAYERS
+        FM_MLP_STAGE_FORWARD
+        FM_MLP_STAGE_XENT
+        FM_MLP_STAGE_UPDATE
+        FM_MLP_STAGE_ALL
 
     ctypedef struct fm_s_mlp_net:
         int n_layers
@@ -94,7 +98,7 @@ cdef extern from "nn/mlp.h" nogil:
 
     int fm_s_mlp_train_step(int arch, const fm_s_mlp_train *T, const fm_s_mlp_batch *B,
                             const fm_optim_plan *plan_w, const fm_optim_plan *plan_b,
-                            int want_sq, int want_abs, int nthreads, double *out)
+                            int want_sq, int want_abs, int stages, int nthreads, double *out)
     int fm_d_mlp_train_step(int arch, const fm_d_mlp_train *T, const fm_d_mlp_batch *B,
                             const fm_optim_plan *plan_w, const fm_optim_plan *plan_b,
-                            int want_sq, int want_abs, int nthreads, double *out)
+                            int want_sq, int want_abs, int stages, int nthreads, double *out)

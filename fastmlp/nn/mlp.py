@@ -293,21 +293,27 @@ class DenseMLP:
             t *= y
             g *= t
 
-    def softmax_trainer(self, X, labels, optimizer, rows_cap):
-        """The whole training step of a softmax classifier with the
-        cross-entropy loss as one compiled call (fastmlp._core._mlp.SoftmaxTrainer),
-        over X (any strides, this engine's dtype), labels (int64 class of each
-        row of X), the `FlatOptimizer`'s state and batches of up to `rows_cap`
-        rows; drive it with ``optimizer.fused_step``. The parameters it gives
-        are bitwise those of forward_train + the loss kernel + backward +
+    def trainer(self, X, labels, optimizer, rows_cap):
+        """The training step on the compiled core (fastmlp._core._mlp.Trainer)
+        over X (any strides, this engine's dtype), the `FlatOptimizer`'s state
+        and batches of up to `rows_cap` rows. With `labels` (int64 class of each
+        row of X), a softmax classifier's whole step is one call
+        (``optimizer.fused_step``); otherwise ``trainer.forward``, the caller's
+        loss writing ``delta_buffer(m)``, then ``optimizer.fused_update``. The
+        parameters are bitwise those of forward_train + backward +
         optimizer.step. None where it does not apply (dropout, batch norm)."""
         if self.dropout > 0 or self.batch_norm:
             return None
         B = self._buffers(rows_cap)
-        return _mlp.SoftmaxTrainer(X, labels, self.coefs, self.intercepts, self.coef_grads,
-                                   self.intercept_grads, B["h"], B["g"], B["x"], self.params,
-                                   self.grads, self.n_coef, self.optimizer_state(optimizer),
-                                   optimizer.code, _GEMM_ACT[self.activation], self.slope)
+        return _mlp.Trainer(X, labels, self.coefs, self.intercepts, self.coef_grads,
+                            self.intercept_grads, B["h"], B["g"], B["x"], self.params,
+                            self.grads, self.n_coef, self.optimizer_state(optimizer),
+                            optimizer.code, _GEMM_ACT[self.activation], self.slope)
+
+    def output_buffer(self, rows):
+        """The (rows, n_out) array a trainer's forward pass leaves the output
+        pre-activation in."""
+        return self._buffers(rows)["h"][self.n_layers - 1][:rows]
 
     def optimizer_state(self, optimizer):
         if optimizer.state and optimizer.state[0].shape != self.params.shape:
@@ -380,7 +386,7 @@ class FlatOptimizer:
 
     def fused_step(self, trainer, rows, row0, m, weights, wsum, lr, weight_decay=0.0, l1=0.0,
                    eps_scale=1.0, want_sq=False, want_abs=False):
-        """One whole training step through a `DenseMLP.softmax_trainer` (the
+        """A softmax classifier's whole training step through a `DenseMLP.trainer` (the
         update this object's ``step`` would make, bitwise). Returns the batch's
         mean cross-entropy, ||W||_2 and sum |W| of the weights it used (the
         norms only when asked for, else 0)."""
@@ -390,6 +396,19 @@ class FlatOptimizer:
                             h.get("rho", 0.0), h.get("beta1", 0.0), h.get("beta2", 0.0),
                             h.get("eps", 0.0) * eps_scale, weight_decay, l1, self.t, want_sq,
                             want_abs, get_num_threads())
+
+    def fused_update(self, trainer, rows, row0, m, lr, weight_decay=0.0, l1=0.0,
+                     eps_scale=1.0, want_sq=False, want_abs=False):
+        """Backward pass and update through a `DenseMLP.trainer` after its
+        ``forward`` on the same batch and the caller's output gradient (this
+        object's ``step``, bitwise). Returns ||W||_2 and sum |W| of the weights
+        the batch used (when asked for, else 0)."""
+        self.t += 1
+        h = self.hyper
+        return trainer.update(rows, row0, m, lr, h.get("momentum", 0.0), h.get("rho", 0.0),
+                              h.get("beta1", 0.0), h.get("beta2", 0.0),
+                              h.get("eps", 0.0) * eps_scale, weight_decay, l1, self.t,
+                              want_sq, want_abs, get_num_threads())
 
     def step(self, engine, lr, weight_decay=0.0, l1=0.0, eps_scale=1.0):
         self.t += 1

@@ -114,19 +114,28 @@ typedef struct {
     double wsum;
 } fm_d_mlp_batch;
 
+/* Stages of a step (bit mask): gather + forward pass; softmax cross-entropy
+ * and its gradient; backward pass + bias gradients + penalty sums + update.
+ * All three make a softmax classifier's step in one call. Other outputs and
+ * losses run FORWARD, compute the loss and write the output gradient into
+ * g[L-1] themselves, then run UPDATE on the same batch (xb still holds it). */
+enum { FM_MLP_STAGE_FORWARD = 1, FM_MLP_STAGE_XENT = 2, FM_MLP_STAGE_UPDATE = 4,
+       FM_MLP_STAGE_ALL = 7 };
+
 /* One step; `plan_w` updates the n_coef weights, `plan_b` the other
  * parameters (fastmlp/_core/optim_c: fm_optim_plan_init). out[0] = the batch's
  * mean cross-entropy (sum_i w_i CE_i / wsum), out[1] = sqrt(sum W^2) when
  * want_sq, out[2] = sum |W| when want_abs, both over the weights before the
- * update (the ones the batch's forward pass used). Returns FM_OK, FM_ERR_ARG
- * (a row index or label out of range, m > rows_cap, a bad size) with
- * nothing updated, or FM_ERR_NOMEM. */
+ * update (the ones the batch's forward pass used). labels may be NULL (and
+ * plans too) when the stages do not need them. Returns FM_OK, FM_ERR_ARG (a
+ * row index or label out of range, m > rows_cap, a bad size) with nothing
+ * updated, or FM_ERR_NOMEM. */
 int fm_s_mlp_train_step(int arch, const fm_s_mlp_train *T, const fm_s_mlp_batch *B,
-                        const fm_optim_plan *plan_w, const fm_optim_plan *plan_b, int want_sq, int want_abs,
-                        int nthreads, double out[3]);
+                        const fm_optim_plan *plan_w, const fm_optim_plan *plan_b, int want_sq,
+                        int want_abs, int stages, int nthreads, double out[3]);
 int fm_d_mlp_train_step(int arch, const fm_d_mlp_train *T, const fm_d_mlp_batch *B,
-                        const fm_optim_plan *plan_w, const fm_optim_plan *plan_b, int want_sq, int want_abs,
-                        int nthreads, double out[3]);
+                        const fm_optim_plan *plan_w, const fm_optim_plan *plan_b, int want_sq,
+                        int want_abs, int stages, int nthreads, double out[3]);
 
 #ifdef __cplusplus
 }

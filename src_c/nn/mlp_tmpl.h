@@ -200,21 +200,24 @@ static void FM_X(mlp_act_backward)(int arch, const FM_TRAIN *T, const FT *y, FT 
 
 static void FM_X(mlp_step_team)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
                                 const fm_optim_plan *plan_w, const fm_optim_plan *plan_b,
-                                int want_sq, int want_abs, FM_X(mlp_step_ctx) *S, int tid,
-                                int nt) {
+                                int want_sq, int want_abs, int stages, FM_X(mlp_step_ctx) *S,
+                                int tid, int nt) {
     const int L = T->n_layers;
     const int64_t *u = T->units;
     const int64_t m = B->m, n0 = u[0], nout = u[L];
     int64_t lo, hi;
 
+    if (stages & FM_MLP_STAGE_FORWARD) {
     /* -- gather (and check) the batch rows and labels */
     fm_mlp_split(m, nt, tid, &lo, &hi);
     for (int64_t r = lo; r < hi; r++) {
         const int64_t src = B->rows ? B->rows[r] : B->row0 + r;
         if (src < 0 || src >= B->n_rows) { S->bad = 1; continue; }
-        const int64_t lab = B->labels[src];
-        if (lab < 0 || lab >= nout) { S->bad = 1; continue; }
-        S->lab[r] = lab;
+        if (stages & FM_MLP_STAGE_XENT) {
+            const int64_t lab = B->labels[src];
+            if (lab < 0 || lab >= nout) { S->bad = 1; continue; }
+            S->lab[r] = lab;
+        }
         if (B->rows && B->csx == 1 && r + FM_MLP_GATHER_AHEAD < hi) {
             /* Random rows of a large x come from DRAM: ask for a later row's
              * lines now, so that several rows are in flight at once (the
@@ -244,7 +247,9 @@ static void FM_X(mlp_step_team)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
 #pragma omp barrier
         }
     }
+    }
 
+    if (stages & FM_MLP_STAGE_XENT) {
     /* -- softmax cross-entropy, its gradient into g[L-1] */
     {
         const double inv = 1.0 / B->wsum;
@@ -261,6 +266,8 @@ static void FM_X(mlp_step_team)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
     if (nt > 1) {
 #pragma omp barrier
     }
+    }
+    if (!(stages & FM_MLP_STAGE_UPDATE)) return;
 
     /* -- backward */
     for (int i = L - 1; i >= 0; i--) {
@@ -344,12 +351,14 @@ static void FM_X(mlp_step_team)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
 
 int FM_X(mlp_train_step)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
                          const fm_optim_plan *plan_w, const fm_optim_plan *plan_b, int want_sq,
-                         int want_abs, int nthreads, double out[3]) {
+                         int want_abs, int stages, int nthreads, double out[3]) {
     const int L = T->n_layers;
     const int64_t *u = T->units;
     const int64_t m = B->m;
     if (L < 1 || L > FM_MLP_MAX_LAYERS || m < 1 || m > T->rows_cap || !(B->wsum > 0) ||
-        T->n_coef < 0 || T->n_params < T->n_coef || u[L] < 1)
+        T->n_coef < 0 || T->n_params < T->n_coef || u[L] < 1 || stages < 1 ||
+        stages > FM_MLP_STAGE_ALL || ((stages & FM_MLP_STAGE_XENT) && !B->labels) ||
+        ((stages & FM_MLP_STAGE_UPDATE) && (!plan_w || !plan_b)))
         return FM_ERR_ARG;
     const int act_arch = fm_arch_resolve_act(arch);
     const int norm_arch = fm_norm_arch(arch);
@@ -446,8 +455,8 @@ int FM_X(mlp_train_step)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
 #pragma omp parallel num_threads(team)
         {
             if (omp_get_num_threads() == team) {
-                FM_X(mlp_step_team)(act_arch, T, B, plan_w, plan_b, want_sq, want_abs, S,
-                                    omp_get_thread_num(), team);
+                FM_X(mlp_step_team)(act_arch, T, B, plan_w, plan_b, want_sq, want_abs, stages,
+                                    S, omp_get_thread_num(), team);
             } else {
 #pragma omp single
                 got = omp_get_num_threads();
@@ -467,17 +476,20 @@ int FM_X(mlp_train_step)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
 #endif
     if (team == 1) {
         /* (the one-thread plans need no more workspace than the team's) */
-        FM_X(mlp_step_team)(act_arch, T, B, plan_w, plan_b, want_sq, want_abs, S, 0, 1);
+        FM_X(mlp_step_team)(act_arch, T, B, plan_w, plan_b, want_sq, want_abs, stages, S, 0,
+                            1);
     }
     status = S->bad ? FM_ERR_ARG : FM_OK;
     if (status == FM_OK) {
         double x = 0.0, sq = 0.0, ab = 0.0;
-        for (int64_t p = 0; p < S->xent_pieces; p++) x += S->xent[p];
+        if (stages & FM_MLP_STAGE_XENT)
+            for (int64_t p = 0; p < S->xent_pieces; p++) x += S->xent[p];
+        const int upd = (stages & FM_MLP_STAGE_UPDATE) != 0;
         for (int64_t c = 0; c < S->wchunks; c++) {
-            if (want_sq) sq += S->sq[c];
-            if (want_abs) ab += S->ab[c];
+            if (upd && want_sq) sq += S->sq[c];
+            if (upd && want_abs) ab += S->ab[c];
         }
-        out[0] = x / B->wsum;
+        out[0] = (stages & FM_MLP_STAGE_XENT) ? x / B->wsum : 0.0;
         out[1] = sqrt(sq);
         out[2] = ab;
     }

@@ -1,6 +1,7 @@
-"""The one-call training step of a softmax classifier
-(DenseMLP.softmax_trainer / FlatOptimizer.fused_step, over
-fastmlp/_core/_mlp.pyx SoftmaxTrainer and src_c/nn/mlp.c).
+"""The compiled training step (DenseMLP.trainer / FlatOptimizer.fused_step and
+fused_update, over fastmlp/_core/_mlp.pyx Trainer and src_c/nn/mlp.c): a
+softmax classifier's whole step in one call, any other output's in two calls
+around the caller's loss.
 
 Its contract: the parameters and optimizer state it leaves are bitwise those
 of the kernel-by-kernel step (forward_train, the fused softmax cross-entropy
@@ -60,7 +61,7 @@ def test_fused_step_is_bitwise_the_unfused_step(dtype, act, method):
     units = [23, 17, 11, 5]
     X, labels, [(ref, ropt), (eng, opt)] = setup(units, act, dtype, method)
     rng = np.random.default_rng(7)
-    trainer = eng.softmax_trainer(X, labels, opt, 64)
+    trainer = eng.trainer(X, labels, opt, 64)
     for step in range(4):
         m = [64, 37, 1, 64][step]
         rows = None if step == 3 else np.sort(rng.choice(300, m, replace=False)).astype(np.int64)
@@ -84,7 +85,7 @@ def test_fused_step_any_thread_count(dtype):
         results = []
         for nt in (1, 2, 3, 4):
             X, labels, [_, (eng, opt)] = setup(units, "relu", dtype, "momentum", n=m + 20)
-            trainer = eng.softmax_trainer(X, labels, opt, m)
+            trainer = eng.trainer(X, labels, opt, m)
             rows = np.arange(m, 0, -1, dtype=np.int64)
             with fastmlp.threads(nt):
                 out = [opt.fused_step(trainer, rows, 0, m, None, float(m), 0.1, 1e-4, 0.0, 1.0,
@@ -101,7 +102,7 @@ def test_fused_step_matches_unfused_in_parallel():
     # the kernel-by-kernel step with 2 threads (its own parallel kernels)
     units = [200, 150, 10]
     X, labels, [(ref, ropt), (eng, opt)] = setup(units, "tanh", np.float32, "adam", n=400)
-    trainer = eng.softmax_trainer(X, labels, opt, 400)
+    trainer = eng.trainer(X, labels, opt, 400)
     rows = np.random.default_rng(3).permutation(400)[:333].astype(np.int64)
     with fastmlp.threads(2):
         for _ in range(2):
@@ -117,7 +118,7 @@ def test_fused_step_reads_strided_x_in_place():
     wide = np.zeros((40, 12))
     wide[:, ::2] = X
     Xs = wide[:, ::2]
-    trainer = eng.softmax_trainer(Xs, labels, opt, 16)
+    trainer = eng.trainer(Xs, labels, opt, 16)
     xb = ref.input_buffer(16)
     xb[...] = X[5:21]
     z = ref.forward_train(xb)
@@ -131,7 +132,7 @@ def test_fused_step_reads_strided_x_in_place():
 def test_fused_step_rejects_bad_batches_without_updating():
     units = [4, 3, 2]
     X, labels, [_, (eng, opt)] = setup(units, "relu", np.float32, "momentum", n=10)
-    trainer = eng.softmax_trainer(X, labels, opt, 4)
+    trainer = eng.trainer(X, labels, opt, 4)
     before = eng.params.copy()
     cases = [(np.array([0, 10], np.int64), 0, 2, 2.0),       # row out of range
              (np.array([-1, 2], np.int64), 0, 2, 2.0),
@@ -144,15 +145,58 @@ def test_fused_step_rejects_bad_batches_without_updating():
         np.testing.assert_array_equal(eng.params, before)
     bad = labels.copy()
     bad[3] = 2
-    t2 = eng.softmax_trainer(X, bad, opt, 4)
+    t2 = eng.trainer(X, bad, opt, 4)
     with pytest.raises(ValueError, match="out of range"):
         opt.fused_step(t2, np.array([3], np.int64), 0, 1, None, 1.0, 0.1)
     np.testing.assert_array_equal(eng.params, before)
     with pytest.raises(ValueError, match="rows must be"):
         opt.fused_step(trainer, np.array([1, 2], np.int32), 0, 2, None, 2.0, 0.1)
     with pytest.raises(ValueError, match="columns"):
-        eng.softmax_trainer(X[:, :3], labels, opt, 4)
+        eng.trainer(X[:, :3], labels, opt, 4)
     with pytest.raises(ValueError, match="labels"):
-        eng.softmax_trainer(X, labels[:5], opt, 4)
-    assert DenseMLP(units, "relu", np.float32, dropout=0.5).softmax_trainer(
+        eng.trainer(X, labels[:5], opt, 4)
+    assert DenseMLP(units, "relu", np.float32, dropout=0.5).trainer(
         X, labels, opt, 4) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("out_act", ["identity", "logistic"])
+@pytest.mark.parametrize("method", ["momentum", "adam"])
+def test_split_step_is_bitwise_the_unfused_step(dtype, out_act, method):
+    # forward, the caller's loss gradient into delta_buffer, then update
+    from fastmlp.nn.mlp import apply_output_activation
+    units = [19, 13, 3]
+    X, labels, [(ref, ropt), (eng, opt)] = setup(units, "tanh", dtype, method, n=120)
+    Y = np.random.default_rng(5).uniform(0, 1, (120, 3)).astype(dtype)
+    trainer = eng.trainer(X, None, opt, 50)
+    rng = np.random.default_rng(6)
+    for step in range(3):
+        m = [50, 17, 50][step]
+        rows = None if step == 2 else rng.permutation(120)[:m].astype(np.int64)
+        sel = slice(0, m) if rows is None else rows
+        c = dtype(1.0 / m)
+        before = ref.params[:ref.n_coef].copy()
+        # unfused
+        xb = ref.input_buffer(m)
+        xb[...] = X[sel]
+        z = ref.forward_train(xb)
+        out = apply_output_activation(z, out_act, 1)
+        np.subtract(out, Y[sel], out=ref.delta_buffer(m))
+        ref.delta_buffer(m)[...] *= c
+        nrm = _optim.grad_norm(ref.params[:ref.n_coef], 1)
+        ref.backward()
+        ropt.step(ref, 0.03, 1e-3, 0.0, 1.0)
+        # compiled
+        with fastmlp.threads(2):
+            trainer.forward(rows, 0, m, 2)
+            z2 = eng.output_buffer(m)
+            out2 = apply_output_activation(z2, out_act, 2)
+            np.testing.assert_array_equal(out2, out)
+            np.subtract(out2, Y[sel], out=eng.delta_buffer(m))
+            eng.delta_buffer(m)[...] *= c
+            got = opt.fused_update(trainer, rows, 0, m, 0.03, 1e-3, 0.0, 1.0, True, True)
+        np.testing.assert_array_equal(eng.params, ref.params)
+        assert got[0] == nrm
+        assert got[1] == pytest.approx(float(np.abs(before).sum(dtype=np.float64)), rel=1e-12)
+    with pytest.raises(ValueError, match="labels"):
+        opt.fused_step(trainer, None, 0, 5, None, 5.0, 0.1)
