@@ -136,6 +136,11 @@ static inline int64_t fm_mlp_xent_rows(int64_t cols) {
     return r < 1 ? 1 : (r > 256 ? 256 : r);
 }
 static inline size_t fm_mlp_align(size_t b) { return (b + 63) / 64 * 64; }
+#ifdef _OPENMP
+#define FM_MLP_FLAG_BAD(S) do { _Pragma("omp atomic write") (S)->bad = 1; } while (0)
+#else
+#define FM_MLP_FLAG_BAD(S) ((S)->bad = 1)
+#endif
 #endif
 
 typedef struct {
@@ -150,7 +155,7 @@ typedef struct {
     double *sq, *ab;         /* per weight chunk */
     char *ws_a, *ws_b;
     int64_t nb, xent_rows, xent_pieces, wchunks, chunks;
-    volatile int bad;
+    int bad;                 /* a row or label out of range (set atomically) */
 } FM_X(mlp_step_ctx);
 
 /* Layer i's input for the backward pass: (pointer, row stride, column stride). */
@@ -212,10 +217,10 @@ static void FM_X(mlp_step_team)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
     fm_mlp_split(m, nt, tid, &lo, &hi);
     for (int64_t r = lo; r < hi; r++) {
         const int64_t src = B->rows ? B->rows[r] : B->row0 + r;
-        if (src < 0 || src >= B->n_rows) { S->bad = 1; continue; }
+        if (src < 0 || src >= B->n_rows) { FM_MLP_FLAG_BAD(S); continue; }
         if (stages & FM_MLP_STAGE_XENT) {
             const int64_t lab = B->labels[src];
-            if (lab < 0 || lab >= nout) { S->bad = 1; continue; }
+            if (lab < 0 || lab >= nout) { FM_MLP_FLAG_BAD(S); continue; }
             S->lab[r] = lab;
         }
         if (B->rows && B->csx == 1 && r + FM_MLP_GATHER_AHEAD < hi) {

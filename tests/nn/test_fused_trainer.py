@@ -127,6 +127,20 @@ def test_fused_step_reads_strided_x_in_place():
     ropt.step(ref, 0.1)
     opt.fused_step(trainer, None, 5, 16, None, 16.0, 0.1)
     np.testing.assert_array_equal(eng.params, ref.params)
+    # gathered rows of a Fortran-ordered X and of a reversed view
+    rows = np.array([3, 39, 0, 17, 17, 8], np.int64)
+    for view in (np.asfortranarray(X), X[::-1]):
+        src = np.ascontiguousarray(view)
+        t = eng.trainer(view, labels if view.flags.f_contiguous else labels[::-1].copy(), opt, 16)
+        xb = ref.input_buffer(6)
+        xb[...] = src[rows]
+        z = ref.forward_train(xb)
+        lab = (labels if view.flags.f_contiguous else labels[::-1])[rows].copy()
+        _act.softmax_xent(z, lab, None, None, 6.0, ref.delta_buffer(6), 1)
+        ref.backward()
+        ropt.step(ref, 0.1)
+        opt.fused_step(t, rows, 0, 6, None, 6.0, 0.1)
+        np.testing.assert_array_equal(eng.params, ref.params)
 
 
 def test_fused_step_rejects_bad_batches_without_updating():
