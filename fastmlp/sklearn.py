@@ -453,7 +453,10 @@ class _FastMLPMixin:
                     if adam:   # scikit-learn's Adam adds eps to sqrt(v), not sqrt(v_hat)
                         eps_scale = 1.0 / np.sqrt(1.0 - self.beta_2 ** (opt.t + 1))
                     if trainer is not None:
-                        r_arr, row0 = (None, rows.start) if isinstance(rows, slice) else (rows, 0)
+                        if isinstance(rows, slice):
+                            r_arr, row0 = None, rows.start
+                        else:
+                            r_arr, row0 = np.ascontiguousarray(rows, np.int64), 0
                         if softmax:
                             loss, nrm, l1sum = opt.fused_step(
                                 trainer, r_arr, row0, m, swb, sw_sum, sched.lr, alpha / sw_sum,

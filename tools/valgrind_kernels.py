@@ -4,7 +4,8 @@ Runs GEMM (matmul / gemm with transposes, strided and aliased outputs,
 linear with fused bias and activations), element-wise activations and their
 backward, softmax / log-softmax, every loss, bias_grad / linear_backward,
 dropout, batch norm and layer norm (forward and backward), every optimizer
-step and grad_norm -- in float32 and float64, on shapes that are not
+step and grad_norm, the whole-network forward pass and the compiled training
+step (src_c/nn/mlp.c) -- in float32 and float64, on shapes that are not
 multiples of the micro-tiles (edge tiles, short tails) and with 1 and 2
 threads (some sizes above the kernels' parallel thresholds) -- and checks each result against fastmlp._reference, so that a
 kernel that reads or writes out of bounds, or uses uninitialised memory, is
@@ -151,11 +152,53 @@ def run(dtype, n_threads):
         check(f"{tag} grad_norm", ops.grad_norm(g), R.grad_norm(g), tol)
 
 
+def run_network(dtype, n_threads):
+    """src_c/nn/mlp.c: the one-call forward pass (against chained NumPy) and the
+    compiled training step (against the kernel-by-kernel step, bitwise)."""
+    from fastmlp._core import _act, _mlp
+    from fastmlp.nn.mlp import DenseMLP, FlatOptimizer
+    tag = f"{np.dtype(dtype).name}/{n_threads}t"
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    units = [37, 29, 11, 5]
+    ws = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(dtype) for a, b in
+          zip(units[:-1], units[1:])]
+    bs = [rng.standard_normal(b).astype(dtype) for b in units[1:]]
+    for m in (1, 7, 40):
+        x = rng.standard_normal((m, units[0])).astype(dtype)
+        a = x.astype(np.float64)
+        for i, (w, b) in enumerate(zip(ws, bs)):
+            a = a @ w + b
+            if i < len(ws) - 1:
+                a = np.maximum(a, 0)
+        e = np.exp(a - a.max(axis=1, keepdims=True))
+        out, _ = _mlp.forward(x, ws, bs, 1, 0.01, True, n_threads)
+        check(f"{tag} network forward m={m}", out, e / e.sum(axis=1, keepdims=True), tol)
+    X = rng.standard_normal((60, units[0])).astype(dtype)
+    labels = rng.integers(0, units[-1], 60).astype(np.int64)
+    engs = [DenseMLP(units, "tanh", dtype) for _ in range(2)]
+    for e in engs:
+        e.params[...] = np.random.default_rng(1).standard_normal(e.params.shape) * 0.3
+    opts = [FlatOptimizer("adam", e, beta1=0.9, beta2=0.999, eps=1e-8) for e in engs]
+    trainer = engs[1].trainer(X, labels, opts[1], 25)
+    for rows in (np.arange(25, 0, -1, dtype=np.int64), None):
+        m = 25
+        xb = engs[0].input_buffer(m)
+        xb[...] = X[rows] if rows is not None else X[:m]
+        z = engs[0].forward_train(xb)
+        lab = labels[rows] if rows is not None else labels[:m].copy()
+        _act.softmax_xent(z, lab, None, None, float(m), engs[0].delta_buffer(m), n_threads)
+        engs[0].backward()
+        opts[0].step(engs[0], 0.01, 1e-3)
+        opts[1].fused_step(trainer, rows, 0, m, None, float(m), 0.01, 1e-3, 0.0, 1.0, True, True)
+        check(f"{tag} training step", engs[1].params, engs[0].params, 0.0)
+
+
 def main():
     for n_threads in (1, 2):
         with fastmlp.threads(n_threads):
             for dtype in (np.float32, np.float64):
                 run(dtype, n_threads)
+                run_network(dtype, n_threads)
     print(f"valgrind_kernels: kernel {fastmlp.get_config()['gemm_float32']['name']}, "
           f"{len(failures)} wrong results", flush=True)
     return 1 if failures else 0
