@@ -468,45 +468,41 @@ class _FastMLPMixin:
                             nrm, l1sum = opt.fused_update(
                                 trainer, r_arr, row0, m, sched.lr, alpha / sw_sum, l1 / sw_sum,
                                 eps_scale, bool(alpha), bool(l1))
-                        step_no += 1
-                        if alpha:
-                            sq = nrm * nrm      # inf, not OverflowError, for huge weights
-                            loss += (0.5 * alpha) * sq / sw_sum
-                        if l1:
-                            loss += l1 * l1sum / sw_sum
-                        accumulated_loss += loss * m
-                        continue
-                    # -- the batch's inputs
-                    if sparse:
-                        xb = eng.input_buffer(m)
-                        xb[...] = X[rows].toarray()
-                    elif isinstance(rows, slice) and dense_view:
-                        xb = X[rows]
                     else:
-                        xb = eng.input_buffer(m)
-                        np.take(X, rows, axis=0, out=xb, mode="clip")   # unbuffered; rows are valid
-                    z = eng.forward_train(xb, dropout_seed + step_no)
-                    step_no += 1
-                    delta = eng.delta_buffer(m)
-                    # -- loss and output gradient, scikit-learn's definitions
-                    if softmax:
-                        if isinstance(rows, slice):
-                            lb = labels[rows]
+                        # -- the batch's inputs
+                        if sparse:
+                            xb = eng.input_buffer(m)
+                            xb[...] = X[rows].toarray()
+                        elif isinstance(rows, slice) and dense_view:
+                            xb = X[rows]
                         else:
-                            lb = lab_buf[:m]
-                            np.take(labels, rows, out=lb, mode="clip")
-                        loss = _act_core.softmax_xent(z, lb, None, swb, sw_sum, delta, nt)
-                    else:
-                        loss = self._fm_output_loss(eng, z, yf[rows], swb, sw_sum, loss_name, nt)
+                            xb = eng.input_buffer(m)
+                            np.take(X, rows, axis=0, out=xb, mode="clip")   # rows are valid
+                        z = eng.forward_train(xb, dropout_seed + step_no)
+                        delta = eng.delta_buffer(m)
+                        # -- loss and output gradient, scikit-learn's definitions
+                        if softmax:
+                            if isinstance(rows, slice):
+                                lb = labels[rows]
+                            else:
+                                lb = lab_buf[:m]
+                                np.take(labels, rows, out=lb, mode="clip")
+                            loss = _act_core.softmax_xent(z, lb, None, swb, sw_sum, delta, nt)
+                        else:
+                            loss = self._fm_output_loss(eng, z, yf[rows], swb, sw_sum,
+                                                        loss_name, nt)
+                        # the penalty terms' sums, over the weights this batch used
+                        nrm = _optim.grad_norm(eng.params[:eng.n_coef], nt) if alpha else 0.0
+                        l1sum = float(np.abs(eng.params[:eng.n_coef]).sum(
+                            dtype=np.float64)) if l1 else 0.0
+                        eng.backward()
+                        opt.step(eng, sched.lr, alpha / sw_sum, l1 / sw_sum, eps_scale)
+                    step_no += 1
                     if alpha:
-                        nrm = _optim.grad_norm(eng.params[:eng.n_coef], nt)
                         sq = nrm * nrm      # inf, not OverflowError, for huge weights
                         loss += (0.5 * alpha) * sq / sw_sum
                     if l1:
-                        loss += l1 * float(np.abs(eng.params[:eng.n_coef]).sum(
-                            dtype=np.float64)) / sw_sum
-                    eng.backward()
-                    opt.step(eng, sched.lr, alpha / sw_sum, l1 / sw_sum, eps_scale)
+                        loss += l1 * l1sum / sw_sum
                     accumulated_loss += loss * m
 
                 self.n_iter_ += 1

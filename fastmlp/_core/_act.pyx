@@ -47,9 +47,8 @@ cdef inline Py_ssize_t _nchunks(Py_ssize_t n) noexcept nogil:
 
 
 cdef inline Py_ssize_t _block_rows(Py_ssize_t cols) noexcept nogil:
-    """Rows per piece of row work: about CHUNK elements, 1 to 256 rows."""
-    cdef Py_ssize_t r = _CHUNK // cols if cols > 0 else 256
-    return 1 if r < 1 else (256 if r > 256 else r)
+    """Rows per piece of row work (act.h: the rule src_c/nn/mlp.c uses too)."""
+    return fm_row_piece_rows(cols)
 
 
 cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t pieces, int n_threads) noexcept nogil:

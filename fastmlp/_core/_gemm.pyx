@@ -15,6 +15,7 @@ from cython cimport floating
 cimport numpy as cnp
 
 from fastmlp._core.fastmlp_c cimport *
+from fastmlp._core._ndarray cimport estride as _estride, operand
 
 cnp.import_array()
 
@@ -36,37 +37,6 @@ cdef _check(int status):
     raise ValueError("gemm: invalid argument (activation or kernel architecture)")
 
 
-cdef inline int64_t _estride(cnp.ndarray x, int dim) noexcept:
-    # A dimension of extent 1 is never stepped over; calling its stride 1 lets
-    # the engine take its unit-stride fast paths.
-    if cnp.PyArray_DIM(x, dim) == 1:
-        return 1
-    return cnp.PyArray_STRIDE(x, dim) // cnp.PyArray_ITEMSIZE(x)
-
-
-cdef cnp.ndarray _operand(object x, str name, int ndim, int typenum, bint writeable):
-    """x as an ndarray the engine can address: `ndim` dims, dtype `typenum` in
-    native byte order, aligned, strides in whole elements."""
-    if not cnp.PyArray_Check(x):
-        raise TypeError(f"gemm: {name} must be a numpy.ndarray, got {type(x).__name__}")
-    cdef cnp.ndarray arr = <cnp.ndarray>x
-    cdef int d
-    if cnp.PyArray_NDIM(arr) != ndim:
-        raise ValueError(f"gemm: {name} must be {ndim}-D, got {cnp.PyArray_NDIM(arr)}-D")
-    if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_ISNOTSWAPPED(arr):
-        raise ValueError(f"gemm: {name} has dtype {arr.dtype}, expected "
-                         f"{'float32' if typenum == cnp.NPY_FLOAT else 'float64'} "
-                         f"(native byte order) like a")
-    if not cnp.PyArray_ISALIGNED(arr):
-        raise ValueError(f"gemm: {name} is not aligned")
-    for d in range(ndim):
-        if cnp.PyArray_STRIDE(arr, d) % cnp.PyArray_ITEMSIZE(arr):
-            raise ValueError(f"gemm: {name} has strides that are not whole elements")
-    if writeable and not cnp.PyArray_ISWRITEABLE(arr):
-        raise ValueError(f"gemm: {name} is read-only")
-    return arr
-
-
 def gemm(a, b, c, double alpha=1.0, double beta=0.0, bias=None, int act=FM_ACT_NONE,
          double slope=0.01, int n_threads=1, int arch=FM_ARCH_AUTO):
     """c = act(alpha * a @ b + beta * c + bias) in place. a: (m, k), b: (k, n),
@@ -77,16 +47,16 @@ def gemm(a, b, c, double alpha=1.0, double beta=0.0, bias=None, int act=FM_ACT_N
     cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>a)
     if typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE:
         raise ValueError(f"gemm: a has dtype {a.dtype}; expected float32 or float64")
-    cdef cnp.ndarray A = _operand(a, "a", 2, typenum, False)
-    cdef cnp.ndarray B = _operand(b, "b", 2, typenum, False)
-    cdef cnp.ndarray C = _operand(c, "c", 2, typenum, True)
+    cdef cnp.ndarray A = operand(a, "gemm", "a", 2, typenum, False, "a")
+    cdef cnp.ndarray B = operand(b, "gemm", "b", 2, typenum, False, "a")
+    cdef cnp.ndarray C = operand(c, "gemm", "c", 2, typenum, True, "a")
     cdef cnp.ndarray Z = None
     cdef Py_ssize_t m = cnp.PyArray_DIM(C, 0), n = cnp.PyArray_DIM(C, 1)
     cdef Py_ssize_t k = cnp.PyArray_DIM(A, 1)
     if cnp.PyArray_DIM(A, 0) != m or cnp.PyArray_DIM(B, 0) != k or cnp.PyArray_DIM(B, 1) != n:
         raise ValueError(f"gemm: shapes a {a.shape}, b {b.shape}, c {c.shape} do not match")
     if bias is not None:
-        Z = _operand(bias, "bias", 1, typenum, False)
+        Z = operand(bias, "gemm", "bias", 1, typenum, False, "a")
         if cnp.PyArray_DIM(Z, 0) != n or (n > 1 and cnp.PyArray_STRIDE(Z, 0) != cnp.PyArray_ITEMSIZE(Z)):
             raise ValueError(f"gemm: bias must be contiguous of shape ({n},), got {bias.shape}")
     if m == 0 or n == 0:

@@ -23,6 +23,7 @@ from cython.parallel cimport prange
 
 from fastmlp._core.fastmlp_c cimport FM_OK, FM_ERR_NOMEM, FM_ARCH_AUTO
 from fastmlp._core.mlp_c cimport *
+from fastmlp._core._ndarray cimport estride as _estride, operand
 from fastmlp._core.optim_c cimport fm_optim_plan, fm_optim_plan_init, fm_optim_nstate
 
 cnp.import_array()
@@ -30,27 +31,8 @@ cnp.import_array()
 MAX_LAYERS = FM_MLP_MAX_LAYERS
 
 
-cdef inline int64_t _estride(cnp.ndarray x, int dim) noexcept:
-    # An extent-1 dimension is never stepped over: call its stride 1 so the
-    # engine takes its unit-stride paths.
-    if cnp.PyArray_DIM(x, dim) == 1:
-        return 1
-    return cnp.PyArray_STRIDE(x, dim) // cnp.PyArray_ITEMSIZE(x)
-
-
-cdef cnp.ndarray _arr(object x, int ndim, int typenum, str what):
-    if not cnp.PyArray_Check(x):
-        raise TypeError(f"forward: {what} must be a numpy.ndarray, got {type(x).__name__}")
-    cdef cnp.ndarray a = <cnp.ndarray>x
-    cdef int d
-    if (cnp.PyArray_NDIM(a) != ndim or cnp.PyArray_TYPE(a) != typenum
-            or not cnp.PyArray_ISNOTSWAPPED(a) or not cnp.PyArray_ISALIGNED(a)):
-        raise ValueError(f"forward: {what} must be an aligned {ndim}-D array of the input's "
-                         f"dtype, got {x.dtype} with shape {x.shape}")
-    for d in range(ndim):
-        if cnp.PyArray_STRIDE(a, d) % cnp.PyArray_ITEMSIZE(a):
-            raise ValueError(f"forward: {what} has strides that are not whole elements")
-    return a
+cdef inline cnp.ndarray _arr(object x, int ndim, int typenum, str what):
+    return operand(x, "forward", what, ndim, typenum, False, "x")
 
 
 def forward(x, list coefs, list intercepts, int act, double slope, bint softmax,
@@ -282,10 +264,21 @@ def all_finite(x, int n_threads=1):
 
 cdef cnp.ndarray _carr(object x, int ndim, int typenum, str what):
     """x as a C-contiguous, aligned, writeable ndarray of the given dims/dtype."""
-    cdef cnp.ndarray a = _arr(x, ndim, typenum, what)
-    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISWRITEABLE(a):
+    cdef cnp.ndarray a = operand(x, "Trainer", what, ndim, typenum, True, "params")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
         raise ValueError(f"Trainer: {what} must be C-contiguous and writeable")
     return a
+
+
+cdef bint _vector(object x, int64_t m, int typenum):
+    """x is a contiguous, aligned, native 1-D array of m values of `typenum`."""
+    if not cnp.PyArray_Check(x):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    return (cnp.PyArray_NDIM(a) == 1 and cnp.PyArray_TYPE(a) == typenum
+            and cnp.PyArray_ISNOTSWAPPED(a) and cnp.PyArray_ISALIGNED(a)
+            and cnp.PyArray_DIM(a, 0) == m
+            and (m <= 1 or cnp.PyArray_STRIDE(a, 0) == cnp.PyArray_ITEMSIZE(a)))
 
 
 cdef class Trainer:
@@ -373,19 +366,16 @@ cdef class Trainer:
                 raise ValueError("Trainer: optimizer states must be as long as params")
             st[i] = cnp.PyArray_DATA(a)
             keep.append(a)
-        cdef cnp.ndarray Xa = _arr(X, 2, typenum, "X")
+        cdef cnp.ndarray Xa = operand(X, "Trainer", "X", 2, typenum, False, "params")
         if cnp.PyArray_DIM(Xa, 1) != self.units[0]:
             raise ValueError(f"Trainer: X has {cnp.PyArray_DIM(Xa, 1)} columns, "
                              f"expected {self.units[0]}")
-        cdef cnp.ndarray lab
         self.labels = NULL
         if labels is not None:
-            lab = _arr(labels, 1, cnp.NPY_INT64, "labels")
-            if cnp.PyArray_DIM(lab, 0) != cnp.PyArray_DIM(Xa, 0) or (
-                    cnp.PyArray_DIM(lab, 0) > 1 and cnp.PyArray_STRIDE(lab, 0) != 8):
-                raise ValueError("Trainer: labels must be contiguous, one per row of X")
-            keep.append(lab)
-            self.labels = <const int64_t *>cnp.PyArray_DATA(lab)
+            if not _vector(labels, cnp.PyArray_DIM(Xa, 0), cnp.NPY_INT64):
+                raise ValueError("Trainer: labels must be contiguous int64, one per row of X")
+            keep.append(labels)
+            self.labels = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
         keep.append(Xa)
         self._keep = keep
         self.x = <const char *>cnp.PyArray_DATA(Xa)
@@ -476,17 +466,14 @@ cdef class Trainer:
                     bint want_abs, int n_threads):
         cdef const int64_t *prows = NULL
         cdef const double *pw = NULL
-        cdef cnp.ndarray r, w
         if rows is not None:
-            r = _arr(rows, 1, cnp.NPY_INT64, "rows")
-            if cnp.PyArray_DIM(r, 0) != m or (m > 1 and cnp.PyArray_STRIDE(r, 0) != 8):
+            if not _vector(rows, m, cnp.NPY_INT64):
                 raise ValueError(f"Trainer: rows must be {m} contiguous int64 indices")
-            prows = <const int64_t *>cnp.PyArray_DATA(r)
+            prows = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>rows)
         if weights is not None:
-            w = _arr(weights, 1, cnp.NPY_DOUBLE, "weights")
-            if cnp.PyArray_DIM(w, 0) != m or (m > 1 and cnp.PyArray_STRIDE(w, 0) != 8):
+            if not _vector(weights, m, cnp.NPY_DOUBLE):
                 raise ValueError(f"Trainer: weights must be {m} contiguous float64 values")
-            pw = <const double *>cnp.PyArray_DATA(w)
+            pw = <const double *>cnp.PyArray_DATA(<cnp.ndarray>weights)
         cdef fm_optim_plan pl_w, pl_b
         cdef const fm_optim_plan *ppw = NULL
         cdef const fm_optim_plan *ppb = NULL

@@ -19,6 +19,7 @@ cdef extern from "nn/act.h" nogil:
         FM_ELOSS_COUNT
 
     int fm_arch_resolve_act(int arch)
+    int64_t fm_row_piece_rows(int64_t cols)
     int fm_act_forward_s(int arch, int act, float alpha, const float *z, float *out,
                          int64_t n, int stream)
     int fm_act_forward_d(int arch, int act, double alpha, const double *z, double *out,

@@ -384,6 +384,13 @@ class FlatOptimizer:
         self.state = [np.zeros(n, engine.dtype) for _ in range(_optim.N_STATE[method])]
         self.t = 0
 
+    def _fused_hyper(self, eps_scale):
+        """This step's hyper-parameters in the order Trainer.step/update take
+        them after lr (momentum, rho, beta1, beta2, eps)."""
+        h = self.hyper
+        return (h.get("momentum", 0.0), h.get("rho", 0.0), h.get("beta1", 0.0),
+                h.get("beta2", 0.0), h.get("eps", 0.0) * eps_scale)
+
     def fused_step(self, trainer, rows, row0, m, weights, wsum, lr, weight_decay=0.0, l1=0.0,
                    eps_scale=1.0, want_sq=False, want_abs=False):
         """A softmax classifier's whole training step through a `DenseMLP.trainer` (the
@@ -391,11 +398,8 @@ class FlatOptimizer:
         mean cross-entropy, ||W||_2 and sum |W| of the weights it used (the
         norms only when asked for, else 0)."""
         self.t += 1
-        h = self.hyper
-        return trainer.step(rows, row0, m, weights, wsum, lr, h.get("momentum", 0.0),
-                            h.get("rho", 0.0), h.get("beta1", 0.0), h.get("beta2", 0.0),
-                            h.get("eps", 0.0) * eps_scale, weight_decay, l1, self.t, want_sq,
-                            want_abs, get_num_threads())
+        return trainer.step(rows, row0, m, weights, wsum, lr, *self._fused_hyper(eps_scale),
+                            weight_decay, l1, self.t, want_sq, want_abs, get_num_threads())
 
     def fused_update(self, trainer, rows, row0, m, lr, weight_decay=0.0, l1=0.0,
                      eps_scale=1.0, want_sq=False, want_abs=False):
@@ -404,11 +408,8 @@ class FlatOptimizer:
         object's ``step``, bitwise). Returns ||W||_2 and sum |W| of the weights
         the batch used (when asked for, else 0)."""
         self.t += 1
-        h = self.hyper
-        return trainer.update(rows, row0, m, lr, h.get("momentum", 0.0), h.get("rho", 0.0),
-                              h.get("beta1", 0.0), h.get("beta2", 0.0),
-                              h.get("eps", 0.0) * eps_scale, weight_decay, l1, self.t,
-                              want_sq, want_abs, get_num_threads())
+        return trainer.update(rows, row0, m, lr, *self._fused_hyper(eps_scale), weight_decay,
+                              l1, self.t, want_sq, want_abs, get_num_threads())
 
     def step(self, engine, lr, weight_decay=0.0, l1=0.0, eps_scale=1.0):
         self.t += 1

@@ -135,5 +135,4 @@ void fm_workspace_release(void *p, int owned);
 #define FM_SMALLM_MIN_BYTES_PER_THREAD ((int64_t)128 << 10)
 #define FM_SMALLM_MIN_MACS_PER_THREAD ((int64_t)1 << 17)
 
-
 #endif

@@ -418,17 +418,6 @@ static void FM_X(team_plan)(FM_X(plan) *P, const CFG *cfg, const FM_X(prob) *pr,
         FM_X(make_plan)(P, cfg, pr->m, pr->n, pr->k, pr->KC, nt, 0, FM_GEMM_TEAM_MIN_MACS_PER_THREAD);
 }
 
-/* How many of a team of nt threads a prepared product uses. */
-static int FM_X(team_used)(const CFG *cfg, const FM_X(prob) *pr, int path, int nt) {
-    if (path == FM_PATH_SMALLM) return FM_X(smallm_threads)(pr, nt);
-    if (path == FM_PATH_BLOCKED) {
-        FM_X(plan) P;
-        FM_X(team_plan)(&P, cfg, pr, nt);
-        return P.nt;
-    }
-    return 1;
-}
-
 /* Thread tid's share of a prepared product computed by a team of nt threads
  * (every thread of the team calls it). No barrier at the end. */
 static void FM_X(team_part)(const CFG *cfg, const FM_X(prob) *pr, int path, int tid, int nt,
@@ -522,8 +511,7 @@ int FM_X(gemm)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
  * inside one parallel region, src_c/nn/mlp.c) ---- */
 
 /* Prepare a product for a team of nt threads: returns the status; on FM_OK
- * *call holds everything team_gemm needs, and *ws_bytes / *used the shared
- * workspace it reads and how many of the threads it keeps busy. */
+ * *call holds everything fm_?gemm_team needs (gemm.h: used, solo, ws_bytes). */
 int FM_X(gemm_team_prepare)(int arch, int64_t m, int64_t n, int64_t k, FT alpha, const FT *a,
                             int64_t rsa, int64_t csa, const FT *b, int64_t rsb, int64_t csb,
                             FT beta, FT *c, int64_t rsc, int64_t csc, const FT *bias, int act,
@@ -538,23 +526,22 @@ int FM_X(gemm_team_prepare)(int arch, int64_t m, int64_t n, int64_t k, FT alpha,
     call->cfg = cfg;
     call->path = path;
     call->nt = nt < 1 ? 1 : nt;
-    call->used = FM_X(team_used)(cfg, &pr, path, call->nt);
-    call->solo = 1;
+    call->used = call->solo = 1;
+    call->ws_bytes = 0;
     if (path == FM_PATH_SMALLM) {
-        call->solo = FM_X(smallm_threads)(&pr, call->nt);
+        call->used = call->solo = FM_X(smallm_threads)(&pr, call->nt);
     } else if (path == FM_PATH_BLOCKED) {
-        FM_X(plan) Q;
+        /* The team's plan; the one fm_?gemm would make alone (how many threads
+         * the product is worth); and a one-thread plan, whose workspace the
+         * call also gets (a driver given a smaller team than it asked for
+         * runs the call with nt = 1). */
+        FM_X(plan) P, Q, P1;
+        FM_X(team_plan)(&P, cfg, &pr, call->nt);
         FM_X(make_plan)(&Q, cfg, pr.m, pr.n, pr.k, pr.KC, call->nt, 1,
                         FM_GEMM_MIN_MACS_PER_THREAD);
-        call->solo = Q.nt;
-    }
-    call->ws_bytes = 0;
-    if (path == FM_PATH_BLOCKED) {
-        /* Room for the team's plan and for a one-thread plan (a driver given
-         * a smaller team than it asked for runs the call with nt = 1). */
-        FM_X(plan) P, P1;
-        FM_X(team_plan)(&P, cfg, &pr, call->nt);
         FM_X(make_plan)(&P1, cfg, pr.m, pr.n, pr.k, pr.KC, 1, 0, FM_GEMM_MIN_MACS_PER_THREAD);
+        call->used = P.nt;
+        call->solo = Q.nt;
         call->ws_bytes = P.total > P1.total ? P.total : P1.total;
     }
     call->prob = pr;

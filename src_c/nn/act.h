@@ -55,6 +55,16 @@ enum {
  * must not overlap. stream != 0 allows non-temporal stores (for outputs much
  * larger than the caches; ignored when out == z). Returns FM_OK or
  * FM_ERR_ARG (unknown activation). */
+/* Rows per piece of row-wise work (softmax, cross-entropy): about
+ * FM_ROW_PIECE_ELEMS elements, 1 to 256 rows. A loss is summed piece by piece,
+ * in piece order, so every driver (fastmlp/_core/_act.pyx, nn/mlp.c) takes its
+ * pieces from this one rule and they agree to the bit. */
+#define FM_ROW_PIECE_ELEMS 32768
+static inline int64_t fm_row_piece_rows(int64_t cols) {
+    int64_t r = cols > 0 ? FM_ROW_PIECE_ELEMS / cols : 256;
+    return r < 1 ? 1 : (r > 256 ? 256 : r);
+}
+
 int fm_act_forward_s(int arch, int act, float alpha, const float *z, float *out,
                      int64_t n, int stream);
 int fm_act_forward_d(int arch, int act, double alpha, const double *z, double *out,

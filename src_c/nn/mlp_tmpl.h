@@ -117,9 +117,6 @@ int FM_X(mlp_forward)(int arch, const FM_NET *net, int64_t m, const FT *x, int64
  * thread: the step is bitwise the same for any team size.
  * ====================================================================== */
 
-/* Pieces of row-wise loss work: about FM_MLP_XENT_CHUNK elements, 1..256
- * rows (fastmlp/_core/_act.pyx uses the same pieces). */
-#define FM_MLP_XENT_CHUNK 32768
 /* Rows ahead whose lines the gather prefetches. */
 #define FM_MLP_GATHER_AHEAD 2
 /* Column chunk of a bias table reduction (as fastmlp/_core/_norm.pyx). */
@@ -130,10 +127,6 @@ int FM_X(mlp_forward)(int arch, const FM_NET *net, int64_t m, const FT *x, int64
 static inline void fm_mlp_split(int64_t count, int parts, int idx, int64_t *lo, int64_t *hi) {
     *lo = count * idx / parts;
     *hi = count * (idx + 1) / parts;
-}
-static inline int64_t fm_mlp_xent_rows(int64_t cols) {
-    int64_t r = cols > 0 ? FM_MLP_XENT_CHUNK / cols : 256;
-    return r < 1 ? 1 : (r > 256 ? 256 : r);
 }
 static inline size_t fm_mlp_align(size_t b) { return (b + 63) / 64 * 64; }
 #ifdef _OPENMP
@@ -158,7 +151,7 @@ typedef struct {
     int bad;                 /* a row or label out of range (set atomically) */
 } FM_X(mlp_step_ctx);
 
-/* Layer i's input for the backward pass: (pointer, row stride, column stride). */
+/* Layer i's input: (pointer, row stride, column stride). */
 static inline const FT *FM_X(mlp_input)(const FM_TRAIN *T, const FM_X(mlp_step_ctx) *S, int i,
                                         int64_t *rs, int64_t *cs) {
     if (i == 0) {
@@ -203,18 +196,15 @@ static void FM_X(mlp_act_backward)(int arch, const FM_TRAIN *T, const FT *y, FT 
     }
 }
 
-static void FM_X(mlp_step_team)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
-                                const fm_optim_plan *plan_w, const fm_optim_plan *plan_b,
-                                int want_sq, int want_abs, int stages, FM_X(mlp_step_ctx) *S,
-                                int tid, int nt) {
+/* Stage FORWARD: gather (and check) the batch rows and their labels, then
+ * the forward pass. Returns 0 when a row or label is out of range (every
+ * thread sees that after the gather's barrier). */
+static int FM_X(mlp_gather_forward)(const FM_TRAIN *T, const FM_BATCH *B, int stages,
+                                    FM_X(mlp_step_ctx) *S, int tid, int nt) {
     const int L = T->n_layers;
-    const int64_t *u = T->units;
-    const int64_t m = B->m, n0 = u[0], nout = u[L];
+    const int64_t n0 = T->units[0], nout = T->units[L];
     int64_t lo, hi;
-
-    if (stages & FM_MLP_STAGE_FORWARD) {
-    /* -- gather (and check) the batch rows and labels */
-    fm_mlp_split(m, nt, tid, &lo, &hi);
+    fm_mlp_split(B->m, nt, tid, &lo, &hi);
     for (int64_t r = lo; r < hi; r++) {
         const int64_t src = B->rows ? B->rows[r] : B->row0 + r;
         if (src < 0 || src >= B->n_rows) { FM_MLP_FLAG_BAD(S); continue; }
@@ -223,7 +213,8 @@ static void FM_X(mlp_step_team)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
             if (lab < 0 || lab >= nout) { FM_MLP_FLAG_BAD(S); continue; }
             S->lab[r] = lab;
         }
-        if (B->rows && B->csx == 1 && r + FM_MLP_GATHER_AHEAD < hi) {
+        if (!B->rows) continue;     /* x is read in place */
+        if (B->csx == 1 && r + FM_MLP_GATHER_AHEAD < hi) {
             /* Random rows of a large x come from DRAM: ask for a later row's
              * lines now, so that several rows are in flight at once (the
              * prefetcher only follows a row, not the jump to the next). */
@@ -233,46 +224,53 @@ static void FM_X(mlp_step_team)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
                 for (int64_t o = 0; o < n0 * (int64_t)sizeof(FT); o += 64) __builtin_prefetch(pf + o);
             }
         }
-        if (B->rows) {
-            const FT *xs = B->x + src * B->rsx;
-            FT *xd = T->xb + r * n0;
-            if (B->csx == 1) memcpy(xd, xs, (size_t)n0 * sizeof(FT));
-            else for (int64_t j = 0; j < n0; j++) xd[j] = xs[j * B->csx];
-        }
+        const FT *xs = B->x + src * B->rsx;
+        FT *xd = T->xb + r * n0;
+        if (B->csx == 1) memcpy(xd, xs, (size_t)n0 * sizeof(FT));
+        else for (int64_t j = 0; j < n0; j++) xd[j] = xs[j * B->csx];
     }
     if (nt > 1) {
 #pragma omp barrier
     }
-    if (S->bad) return;     /* every thread sees it after the barrier */
-
-    /* -- forward */
+    if (S->bad) return 0;
     for (int i = 0; i < L; i++) {
         FM_X(gemm_team)(&S->fwd[i], tid, S->ws_a);
         if (nt > 1) {
 #pragma omp barrier
         }
     }
-    }
+    return 1;
+}
 
-    if (stages & FM_MLP_STAGE_XENT) {
-    /* -- softmax cross-entropy, its gradient into g[L-1] */
-    {
-        const double inv = 1.0 / B->wsum;
-        int64_t p0, p1;
-        fm_mlp_split(S->xent_pieces, nt, tid, &p0, &p1);
-        for (int64_t p = p0; p < p1; p++) {
-            const int64_t r0 = p * S->xent_rows;
-            const int64_t cnt = m - r0 < S->xent_rows ? m - r0 : S->xent_rows;
-            S->xent[p] = FM_XENT(arch, T->h[L - 1] + r0 * nout, S->lab + r0,
-                                 B->w ? B->w + r0 : NULL, inv, T->g[L - 1] + r0 * nout, cnt,
-                                 nout);
-        }
+/* Stage XENT: softmax cross-entropy pieces, the gradient into g[L-1]. */
+static void FM_X(mlp_xent)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
+                           FM_X(mlp_step_ctx) *S, int tid, int nt) {
+    const int L = T->n_layers;
+    const int64_t m = B->m, nout = T->units[L];
+    const double inv = 1.0 / B->wsum;
+    int64_t p0, p1;
+    fm_mlp_split(S->xent_pieces, nt, tid, &p0, &p1);
+    for (int64_t p = p0; p < p1; p++) {
+        const int64_t r0 = p * S->xent_rows;
+        const int64_t cnt = m - r0 < S->xent_rows ? m - r0 : S->xent_rows;
+        S->xent[p] = FM_XENT(arch, T->h[L - 1] + r0 * nout, S->lab + r0,
+                             B->w ? B->w + r0 : NULL, inv, T->g[L - 1] + r0 * nout, cnt, nout);
     }
     if (nt > 1) {
 #pragma omp barrier
     }
-    }
-    if (!(stages & FM_MLP_STAGE_UPDATE)) return;
+}
+
+/* Stage UPDATE: backward pass, bias gradients, penalty sums and the
+ * optimizer step. */
+static void FM_X(mlp_backward_update)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
+                                      const fm_optim_plan *plan_w,
+                                      const fm_optim_plan *plan_b, int want_sq, int want_abs,
+                                      FM_X(mlp_step_ctx) *S, int tid, int nt) {
+    const int L = T->n_layers;
+    const int64_t *u = T->units;
+    const int64_t m = B->m;
+    int64_t lo, hi;
 
     /* -- backward */
     for (int i = L - 1; i >= 0; i--) {
@@ -354,6 +352,18 @@ static void FM_X(mlp_step_team)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
     }
 }
 
+/* Every thread of a team of nt threads runs this (nt = 1: the caller alone). */
+static void FM_X(mlp_step_team)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
+                                const fm_optim_plan *plan_w, const fm_optim_plan *plan_b,
+                                int want_sq, int want_abs, int stages, FM_X(mlp_step_ctx) *S,
+                                int tid, int nt) {
+    if ((stages & FM_MLP_STAGE_FORWARD) && !FM_X(mlp_gather_forward)(T, B, stages, S, tid, nt))
+        return;
+    if (stages & FM_MLP_STAGE_XENT) FM_X(mlp_xent)(arch, T, B, S, tid, nt);
+    if (stages & FM_MLP_STAGE_UPDATE)
+        FM_X(mlp_backward_update)(arch, T, B, plan_w, plan_b, want_sq, want_abs, S, tid, nt);
+}
+
 int FM_X(mlp_train_step)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
                          const fm_optim_plan *plan_w, const fm_optim_plan *plan_b, int want_sq,
                          int want_abs, int stages, int nthreads, double out[3]) {
@@ -373,7 +383,6 @@ int FM_X(mlp_train_step)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
     FM_X(mlp_step_ctx) *S = (FM_X(mlp_step_ctx) *)malloc(sizeof *S);
     if (!S) return FM_ERR_NOMEM;
     memset(S, 0, sizeof *S);
-    S->bad = 0;
     if (B->rows) {
         S->a0 = T->xb; S->rs0 = u[0]; S->cs0 = 1;
     } else {
@@ -388,10 +397,8 @@ int FM_X(mlp_train_step)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
     for (int pass = 0; pass < 2; pass++) {
         const int nt = pass == 0 ? nthreads : team;
         for (int i = 0; i < L && status == FM_OK; i++) {
-            const FT *a; int64_t rs, cs;
-            a = i == 0 ? S->a0 : T->h[i - 1];
-            rs = i == 0 ? S->rs0 : u[i];
-            cs = i == 0 ? S->cs0 : 1;
+            int64_t rs, cs;
+            const FT *a = FM_X(mlp_input)(T, S, i, &rs, &cs);
             status = FM_X(gemm_team_prepare)(arch, m, u[i + 1], u[i], (FT)1, a, rs, cs, T->w[i],
                                              u[i + 1], 1, (FT)0, T->h[i], u[i + 1], 1, T->b[i],
                                              i == L - 1 ? FM_ACT_NONE : T->act, T->slope, nt,
@@ -429,7 +436,7 @@ int FM_X(mlp_train_step)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
         if (i > 0 && S->dx[i].ws_bytes > wb) wb = S->dx[i].ws_bytes;
     }
     S->nb = (m + FM_NORM_BLOCK_ROWS - 1) / FM_NORM_BLOCK_ROWS;
-    S->xent_rows = fm_mlp_xent_rows(u[L]);
+    S->xent_rows = fm_row_piece_rows(u[L]);   /* the pieces _act.softmax_xent sums */
     S->xent_pieces = (m + S->xent_rows - 1) / S->xent_rows;
     S->wchunks = (T->n_coef + FM_OPTIM_CHUNK - 1) / FM_OPTIM_CHUNK;
     S->chunks = S->wchunks + (T->n_params - T->n_coef + FM_OPTIM_CHUNK - 1) / FM_OPTIM_CHUNK;
@@ -480,7 +487,6 @@ int FM_X(mlp_train_step)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
     }
 #endif
     if (team == 1) {
-        /* (the one-thread plans need no more workspace than the team's) */
         FM_X(mlp_step_team)(act_arch, T, B, plan_w, plan_b, want_sq, want_abs, stages, S, 0,
                             1);
     }
