@@ -434,7 +434,12 @@ class _FastMLPMixin:
                 if self.shuffle:
                     sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
                 accumulated_loss = 0.0
-                for batch_slice in gen_batches(n_samples, batch_size):
+                if trainer is not None and softmax:
+                    accumulated_loss = self._fm_epoch_steps(
+                        trainer, opt, sample_idx, train_idx, sw, n_samples, batch_size, alpha, l1)
+                    step_no += -(-n_samples // batch_size)
+                for batch_slice in (() if trainer is not None and softmax else
+                                    gen_batches(n_samples, batch_size)):
                     m = batch_slice.stop - batch_slice.start
                     if self.shuffle:
                         rows = sample_idx[batch_slice]
@@ -543,6 +548,52 @@ class _FastMLPMixin:
         if early_stopping and best is not None and len(best) == len(eng.state_arrays()) and \
                 all(a.shape == b.shape for a, b in zip(best, eng.state_arrays())):
             eng.restore(best)      # best weights, in place (the coefs_ views stay valid)
+
+    # steps per compiled call of an epoch: amortizes the call, and keeps
+    # KeyboardInterrupt (checked between calls) responsive
+    _FM_STEPS_PER_CALL = 32
+
+    def _fm_epoch_steps(self, trainer, opt, sample_idx, train_idx, sw, n_samples, batch_size,
+                        alpha, l1):
+        """One epoch of a softmax classifier on the compiled trainer, a run of
+        steps per call (Trainer.steps: one parallel region, the next batch's
+        rows prefetched during each update). Bitwise the per-batch fused_step
+        loop: the same batches, per-batch sums of weights, penalties scaled by
+        them, Adam's eps factor per step. Returns the accumulated loss."""
+        if self.shuffle:
+            order = sample_idx if train_idx is None else train_idx[sample_idx]
+        else:
+            order = train_idx          # None: X's rows read in place
+        if order is not None:
+            order = np.ascontiguousarray(order, np.int64)
+        sw_pos = None if sw is None else (sw if order is None else sw[order])
+        los = range(0, n_samples, batch_size)
+        wsums = None if sw_pos is None else np.array(
+            [float(sw_pos[lo:lo + batch_size].sum()) for lo in los])
+        eps_scale = None
+        if self.solver == "adam":   # scikit-learn adds eps to sqrt(v), not sqrt(v_hat)
+            eps_scale = np.array([1.0 / np.sqrt(1.0 - self.beta_2 ** (opt.t + s + 1))
+                                  for s in range(len(los))], dtype=np.float64)
+        accumulated_loss = 0.0
+        per_call = self._FM_STEPS_PER_CALL
+        for s0 in range(0, len(los), per_call):
+            s1 = min(s0 + per_call, len(los))
+            start, stop = los[s0], min(n_samples, los[s1 - 1] + batch_size)
+            res = opt.fused_steps(
+                trainer, order, start, stop, batch_size, sw_pos,
+                None if wsums is None else wsums[s0:s1], opt.schedule.lr, alpha, l1,
+                None if eps_scale is None else eps_scale[s0:s1], bool(alpha), bool(l1))
+            for s, (loss, nrm, l1sum) in enumerate(res.tolist(), start=s0):
+                lo = los[s]
+                m = min(batch_size, n_samples - lo)
+                sw_sum = float(m) if wsums is None else float(wsums[s])
+                if alpha:
+                    sq = nrm * nrm      # inf, not OverflowError, for huge weights
+                    loss += (0.5 * alpha) * sq / sw_sum
+                if l1:
+                    loss += l1 * l1sum / sw_sum
+                accumulated_loss += loss * m
+        return accumulated_loss
 
     def _fm_output_loss(self, eng, z, yb, swb, sw_sum, loss_name, nt):
         """scikit-learn's loss of a batch whose output pre-activation is z (m

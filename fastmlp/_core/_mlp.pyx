@@ -460,6 +460,124 @@ cdef class Trainer:
                         beta1, beta2, eps, weight_decay, l1, t, want_sq, want_abs, n_threads)
         return out[1], out[2]
 
+    def steps(self, order, int64_t start, int64_t stop, int64_t batch, weights, wsums,
+              double lr, double momentum=0.0, double rho=0.0, double beta1=0.0,
+              double beta2=0.0, double eps=0.0, eps_scale=None, double alpha=0.0,
+              double l1=0.0, int64_t t0=0, bint want_sq=False, bint want_abs=False,
+              int n_threads=1):
+        """Whole steps of a softmax classifier, one per batch of `batch`
+        positions in [start, stop) (the last batch may be shorter), all in ONE
+        OpenMP parallel region. order: int64 row indices of X (batch b trains
+        on X[order[lo:hi]]) or None (X[lo:hi] read in place). weights: None or
+        float64 sample weights aligned with the positions (order's or X's
+        rows), wsums then the float64 sum of each batch's weights (else the
+        batch sizes). eps_scale: None or one float64 factor of eps per step.
+        alpha and l1 are scikit-learn's per-sample penalties: step s decays
+        the weights by alpha / wsum_s and applies L1 l1 / wsum_s. Step s uses
+        optimizer step count t0 + s + 1. Each step is bitwise the
+        `step` call with the same arguments. Returns an (n_steps, 3) float64
+        array of step's results (mean cross-entropy, ||W||_2 or 0, sum |W| or
+        0). A bad row index or label raises ValueError; the steps before it
+        were applied."""
+        if self.labels == NULL:
+            raise ValueError("Trainer: steps needs the labels (built without)")
+        if batch < 1 or start < 0 or stop <= start:
+            raise ValueError("Trainer: steps needs batch >= 1 and 0 <= start < stop")
+        cdef int64_t n_steps = (stop - start + batch - 1) // batch, span, s, lo
+        span = stop if order is None else len(order)
+        if order is None and stop > self.n_rows:
+            raise ValueError(f"Trainer: stop {stop} is past X's {self.n_rows} rows")
+        if order is not None and (not _vector(order, span, cnp.NPY_INT64) or stop > span):
+            raise ValueError("Trainer: order must be contiguous int64 indices, at least stop long")
+        if weights is not None and (not _vector(weights, len(weights), cnp.NPY_DOUBLE)
+                                    or len(weights) < stop):
+            raise ValueError("Trainer: weights must be contiguous float64, at least stop long")
+        if (weights is None) != (wsums is None) or (
+                wsums is not None and not _vector(wsums, n_steps, cnp.NPY_DOUBLE)):
+            raise ValueError(f"Trainer: weights need wsums, {n_steps} contiguous float64 sums")
+        if eps_scale is not None and not _vector(eps_scale, n_steps, cnp.NPY_DOUBLE):
+            raise ValueError(f"Trainer: eps_scale must be {n_steps} contiguous float64 values")
+        cdef const int64_t *po = NULL if order is None else \
+            <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>order)
+        cdef const double *pw = NULL if weights is None else \
+            <const double *>cnp.PyArray_DATA(<cnp.ndarray>weights)
+        cdef const double *ps = NULL if wsums is None else \
+            <const double *>cnp.PyArray_DATA(<cnp.ndarray>wsums)
+        cdef const double *pe = NULL if eps_scale is None else \
+            <const double *>cnp.PyArray_DATA(<cnp.ndarray>eps_scale)
+        out = np.zeros((n_steps, 3), np.float64)
+        cdef double *pout = <double *>cnp.PyArray_DATA(<cnp.ndarray>out)
+        cdef fm_optim_plan *plans = <fm_optim_plan *>malloc(2 * n_steps * sizeof(fm_optim_plan))
+        cdef fm_s_mlp_batch *bs = NULL
+        cdef fm_d_mlp_batch *bd = NULL
+        if self.typenum == cnp.NPY_FLOAT:
+            bs = <fm_s_mlp_batch *>malloc(n_steps * sizeof(fm_s_mlp_batch))
+        else:
+            bd = <fm_d_mlp_batch *>malloc(n_steps * sizeof(fm_d_mlp_batch))
+        if plans == NULL or (bs == NULL and bd == NULL):
+            free(plans); free(bs); free(bd)
+            raise MemoryError("Trainer: out of memory")
+        cdef int64_t done = 0, m
+        cdef int status = FM_OK
+        cdef double e, ws
+        try:
+            for s in range(n_steps):
+                lo = start + s * batch
+                m = stop - lo if stop - lo < batch else batch
+                e = eps if pe == NULL else eps * pe[s]
+                ws = <double>m if ps == NULL else ps[s]
+                if (fm_optim_plan_init(&plans[s], self.method, FM_ARCH_AUTO, lr, momentum, rho,
+                                       beta1, beta2, e, alpha / ws, l1 / ws, 1.0, t0 + s + 1)
+                        != FM_OK or
+                        fm_optim_plan_init(&plans[n_steps + s], self.method, FM_ARCH_AUTO, lr,
+                                           momentum, rho, beta1, beta2, e, 0.0, 0.0, 1.0,
+                                           t0 + s + 1) != FM_OK):
+                    raise ValueError(f"Trainer: invalid optimizer {self.method} or step")
+                if bs != NULL:
+                    bs[s].x = <const float *>self.x
+                    bs[s].n_rows = self.n_rows
+                    bs[s].rsx = self.rsx
+                    bs[s].csx = self.csx
+                    bs[s].rows = NULL if po == NULL else po + lo
+                    bs[s].row0 = lo
+                    bs[s].m = m
+                    bs[s].labels = self.labels
+                    bs[s].w = NULL if pw == NULL else pw + lo
+                    bs[s].wsum = ws
+                else:
+                    bd[s].x = <const double *>self.x
+                    bd[s].n_rows = self.n_rows
+                    bd[s].rsx = self.rsx
+                    bd[s].csx = self.csx
+                    bd[s].rows = NULL if po == NULL else po + lo
+                    bd[s].row0 = lo
+                    bd[s].m = m
+                    bd[s].labels = self.labels
+                    bd[s].w = NULL if pw == NULL else pw + lo
+                    bd[s].wsum = ws
+            with nogil:
+                if bs != NULL:
+                    status = fm_s_mlp_train_steps(FM_ARCH_AUTO, &self.ts, bs, plans,
+                                                  plans + n_steps, want_sq, want_abs,
+                                                  FM_MLP_STAGE_ALL, n_steps, n_threads, pout,
+                                                  &done)
+                else:
+                    status = fm_d_mlp_train_steps(FM_ARCH_AUTO, &self.td, bd, plans,
+                                                  plans + n_steps, want_sq, want_abs,
+                                                  FM_MLP_STAGE_ALL, n_steps, n_threads, pout,
+                                                  &done)
+        finally:
+            free(plans)
+            free(bs)
+            free(bd)
+        if status == FM_ERR_NOMEM:
+            raise MemoryError("Trainer: could not allocate the steps' workspace")
+        if status != FM_OK:
+            raise ValueError(f"Trainer: step {done} of {n_steps}: a row index or label is out "
+                             "of range, a batch is larger than the work buffers, or a wsum "
+                             "<= 0 (the steps before it were applied)")
+        return out
+
     cdef tuple _run(self, int stages, rows, int64_t row0, int64_t m, weights, double wsum,
                     double lr, double momentum, double rho, double beta1, double beta2,
                     double eps, double weight_decay, double l1, int64_t t, bint want_sq,

@@ -102,3 +102,11 @@ cdef extern from "nn/mlp.h" nogil:
     int fm_d_mlp_train_step(int arch, const fm_d_mlp_train *T, const fm_d_mlp_batch *B,
                             const fm_optim_plan *plan_w, const fm_optim_plan *plan_b,
                             int want_sq, int want_abs, int stages, int nthreads, double *out)
+    int fm_s_mlp_train_steps(int arch, const fm_s_mlp_train *T, const fm_s_mlp_batch *B,
+                             const fm_optim_plan *plan_w, const fm_optim_plan *plan_b,
+                             int want_sq, int want_abs, int stages, int64_t n_steps,
+                             int nthreads, double *out, int64_t *done)
+    int fm_d_mlp_train_steps(int arch, const fm_d_mlp_train *T, const fm_d_mlp_batch *B,
+                             const fm_optim_plan *plan_w, const fm_optim_plan *plan_b,
+                             int want_sq, int want_abs, int stages, int64_t n_steps,
+                             int nthreads, double *out, int64_t *done)

@@ -401,6 +401,24 @@ class FlatOptimizer:
         return trainer.step(rows, row0, m, weights, wsum, lr, *self._fused_hyper(eps_scale),
                             weight_decay, l1, self.t, want_sq, want_abs, get_num_threads())
 
+    def fused_steps(self, trainer, order, start, stop, batch, weights, wsums, lr,
+                    alpha=0.0, l1=0.0, eps_scale=None, want_sq=False, want_abs=False):
+        """`fused_step` on every batch of `batch` positions in [start, stop) in one
+        compiled call (Trainer.steps: one parallel region for all of them).
+        order: int64 row indices or None (rows read in place); weights: None or
+        float64 sample weights aligned with the positions, wsums the sum of each
+        batch's; alpha, l1: penalties per unit of sample weight (step s uses
+        weight_decay alpha / wsum_s and l1 / wsum_s, as scikit-learn's loop);
+        eps_scale: None or one factor per step. Returns the (n_steps, 3)
+        results of the steps (loss, ||W||_2, sum |W|), bitwise fused_step's."""
+        h = self.hyper
+        out = trainer.steps(order, start, stop, batch, weights, wsums, lr,
+                            h.get("momentum", 0.0), h.get("rho", 0.0), h.get("beta1", 0.0),
+                            h.get("beta2", 0.0), h.get("eps", 0.0), eps_scale, alpha, l1,
+                            self.t, want_sq, want_abs, get_num_threads())
+        self.t += out.shape[0]
+        return out
+
     def fused_update(self, trainer, rows, row0, m, lr, weight_decay=0.0, l1=0.0,
                      eps_scale=1.0, want_sq=False, want_abs=False):
         """Backward pass and update through a `DenseMLP.trainer` after its

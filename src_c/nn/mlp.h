@@ -137,6 +137,25 @@ int fm_d_mlp_train_step(int arch, const fm_d_mlp_train *T, const fm_d_mlp_batch 
                         const fm_optim_plan *plan_w, const fm_optim_plan *plan_b, int want_sq,
                         int want_abs, int stages, int nthreads, double out[3]);
 
+/* A run of n_steps steps, one after the other, in ONE parallel region (no
+ * team start-up and no return to the caller between steps): step s trains
+ * on batch B[s] with plans plan_w[s], plan_b[s] (arrays of n_steps, or NULL
+ * when the stages do not update) and writes out[3 s .. 3 s + 3) as
+ * fm_?_mlp_train_step does. While the optimizer of step s runs, each thread
+ * prefetches the rows of B[s + 1] it will gather next. Bitwise the same as
+ * n_steps calls of fm_?_mlp_train_step. *done: the steps completed; on
+ * FM_ERR_ARG for a bad row or label, the steps before it were applied and
+ * that step updated nothing; other argument errors are found before any
+ * step runs (*done = 0). */
+int fm_s_mlp_train_steps(int arch, const fm_s_mlp_train *T, const fm_s_mlp_batch *B,
+                         const fm_optim_plan *plan_w, const fm_optim_plan *plan_b, int want_sq,
+                         int want_abs, int stages, int64_t n_steps, int nthreads, double *out,
+                         int64_t *done);
+int fm_d_mlp_train_steps(int arch, const fm_d_mlp_train *T, const fm_d_mlp_batch *B,
+                         const fm_optim_plan *plan_w, const fm_optim_plan *plan_b, int want_sq,
+                         int want_abs, int stages, int64_t n_steps, int nthreads, double *out,
+                         int64_t *done);
+
 #ifdef __cplusplus
 }
 #endif

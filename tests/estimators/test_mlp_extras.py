@@ -265,3 +265,43 @@ def test_validation_keeps_scikit_learn_finiteness_errors():
     # object labels and integer X still go through scikit-learn's checks
     clf = fs.MLPClassifier(max_iter=5, random_state=0).fit(X.astype(int), np.where(labels, "a", "b").astype(object))
     assert set(clf.predict(X)) <= {"a", "b"}
+
+
+@pytest.mark.parametrize("kw", [
+    dict(solver="sgd", momentum=0.9, alpha=1e-3, shuffle=True),
+    dict(solver="adam", alpha=0.0, l1=1e-4, shuffle=False),
+    dict(solver="adam", early_stopping=True, shuffle=True, n_iter_no_change=50),
+    dict(solver="rmsprop", early_stopping=True, shuffle=False, n_iter_no_change=50),
+])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_epoch_runs_are_bitwise_the_per_batch_loop(digits, monkeypatch, kw, weighted):
+    """A softmax classifier's epoch runs as compiled runs of steps (several
+    batches per call, the next batch's rows prefetched): weights, loss curve
+    and validation scores are bitwise those of the per-batch kernel-by-kernel
+    loop (the trainer turned off) and of any number of steps per call."""
+    from fastmlp.nn.mlp import DenseMLP
+    from fastmlp.sklearn import _FastMLPMixin
+    Xtr, _, ytr, _ = digits
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, len(ytr)) if weighted else None
+    args = dict(hidden_layer_sizes=(40, 20), batch_size=50, max_iter=3, random_state=0,
+                learning_rate_init=0.01, **kw)
+
+    def fit():
+        return _fit(MLPClassifier(**args), Xtr, ytr, sample_weight=sw)
+
+    runs = [fit()]
+    for per_call in (1, 7):
+        monkeypatch.setattr(_FastMLPMixin, "_FM_STEPS_PER_CALL", per_call)
+        runs.append(fit())
+
+    def no_trainer(*a, **k):
+        raise ValueError("off")
+    monkeypatch.setattr(DenseMLP, "trainer", no_trainer)
+    runs.append(fit())
+    ref = runs[-1]
+    for est in runs[:-1]:
+        for a, b in zip(est.coefs_ + est.intercepts_, ref.coefs_ + ref.intercepts_):
+            np.testing.assert_array_equal(a, b)
+        assert est.loss_curve_ == ref.loss_curve_
+        if kw.get("early_stopping"):
+            assert est.validation_scores_ == ref.validation_scores_

@@ -214,3 +214,72 @@ def test_split_step_is_bitwise_the_unfused_step(dtype, out_act, method):
         assert got[1] == pytest.approx(float(np.abs(before).sum(dtype=np.float64)), rel=1e-12)
     with pytest.raises(ValueError, match="labels"):
         opt.fused_step(trainer, None, 0, 5, None, 5.0, 0.1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("method", ["momentum", "adam", "rmsprop"])
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fused_steps_are_bitwise_the_step_by_step_loop(dtype, method, in_place, weighted):
+    """Trainer.steps (a run of steps in one parallel region, with the next
+    batch's rows prefetched) against the same steps made one call each: same
+    parameters, optimizer state and per-step results, for 1-4 threads, with a
+    short last batch, per-step eps factors (scikit-learn's Adam), penalties
+    scaled per batch and sample weights."""
+    units = [23, 17, 11, 5]
+    X, labels, [(ref, ropt), (eng0, _)] = setup(units, "relu", dtype, method)
+    rng = np.random.default_rng(3)
+    order = None if in_place else rng.permutation(300).astype(np.int64)
+    sw = rng.uniform(0.5, 2.0, 300) if weighted else None
+    batch, start, stop = 40, 10, 297            # 8 steps, the last of 7 rows
+    los = list(range(start, stop, batch))
+    wsums = None if sw is None else np.array(
+        [float(sw[lo:min(lo + batch, stop)].sum()) for lo in los])
+    es = np.array([1.0 / np.sqrt(1.0 - 0.999 ** (t + 1)) for t in range(len(los))])
+    lr, alpha, l1 = 0.05, 1e-3, 2e-3
+    trainer = ref.trainer(X, labels, ropt, batch)
+    expect = []
+    for s, lo in enumerate(los):
+        hi = min(lo + batch, stop)
+        rows = None if order is None else order[lo:hi]
+        w = None if sw is None else sw[lo:hi]
+        wsum = float(hi - lo) if sw is None else wsums[s]
+        expect.append(ropt.fused_step(trainer, rows, lo if order is None else 0, hi - lo, w,
+                                      wsum, lr, alpha / wsum, l1 / wsum, es[s], True, True))
+    for nt in (1, 2, 3, 4):
+        eng = DenseMLP(units, "relu", dtype)
+        eng.params[...] = eng0.params
+        opt = FlatOptimizer(method, eng, **HYPER[method])
+        tr = eng.trainer(X, labels, opt, batch)
+        with fastmlp.threads(nt):
+            got = opt.fused_steps(tr, order, start, stop, batch, sw, wsums, lr, alpha, l1, es,
+                                  True, True)
+        assert opt.t == len(los)
+        np.testing.assert_array_equal(got, np.array(expect))
+        np.testing.assert_array_equal(eng.params, ref.params)
+        for a, b in zip(opt.state, ropt.state):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_fused_steps_bad_row_stops_there():
+    """A bad row index in a later batch: ValueError naming the step; the
+    steps before it are applied (bitwise the one-call steps), the bad one
+    updates nothing."""
+    units = [23, 17, 11, 5]
+    X, labels, [(ref, ropt), (eng, opt)] = setup(units, "relu", np.float32, "momentum")
+    order = np.arange(300, dtype=np.int64)
+    order[100] = 300
+    tr = eng.trainer(X, labels, opt, 40)
+    with fastmlp.threads(2):
+        with pytest.raises(ValueError, match="step 2 of 8"):
+            opt.fused_steps(tr, order, 0, 300, 40, None, None, 0.05)
+    rtr = ref.trainer(X, labels, ropt, 40)
+    for lo in (0, 40):
+        ropt.fused_step(rtr, order[lo:lo + 40], 0, 40, None, 40.0, 0.05)
+    np.testing.assert_array_equal(eng.params, ref.params)
+    with pytest.raises(ValueError, match="order"):
+        opt.fused_steps(tr, order[:50], 0, 60, 40, None, None, 0.05)
+    with pytest.raises(ValueError, match="wsums"):
+        opt.fused_steps(tr, order, 0, 60, 40, np.ones(300), None, 0.05)
+    with pytest.raises(ValueError, match="past X"):
+        opt.fused_steps(tr, None, 0, 301, 40, None, None, 0.05)
