@@ -29,7 +29,8 @@ static fm_sgemm_cfg fm_s_tables[FM_ARCH_COUNT] = {
      fm_sgemm_smallm_ref, FM_SMALLM_MAX_REF},
 #ifdef FM_BUILD_AVX2
     {"avx2 sgemm 6x16", FM_ARCH_AVX2, 6, 16, 144, 256, 4080, fm_sgemm_avx2_6x16, fm_spack_a6_avx2,
-     fm_spack_b16t_avx2, fm_sgemm_smallm_avx2, FM_SMALLM_MAX_AVX2},
+     fm_spack_b16t_avx2, fm_sgemm_smallm_avx2, FM_SMALLM_MAX_AVX2, fm_spack_b16n_avx2,
+     fm_spack_at6_avx2},
 #else
     {"avx2 sgemm 6x16", FM_ARCH_AVX2, 6, 16, 144, 256, 4080, NULL, NULL, NULL, NULL, 0},
 #endif

@@ -93,5 +93,13 @@ void fm_spack_a6_avx2(int64_t kc, const float *a, int64_t rsa, float *dst);
  * into one NR = 16 micro-panel. */
 typedef void (*fm_spack_b16t)(int64_t kc, const float *b, int64_t csb, float *dst);
 void fm_spack_b16t_avx2(int64_t kc, const float *b, int64_t csb, float *dst);
+/* kc rows x npan*16 columns of a row-major B (B[p, j] = b[p*rsb + j]) into
+ * npan NR = 16 micro-panels, panel q at dst + q*16*kc. */
+typedef void (*fm_spack_b16n)(int64_t kc, int64_t npan, const float *b, int64_t rsb, float *dst);
+void fm_spack_b16n_avx2(int64_t kc, int64_t npan, const float *b, int64_t rsb, float *dst);
+/* Rows [0, 6*npan) x columns [0, kc) of a column-major A (A[i, p] =
+ * a[i + p*csa]) into npan MR = 6 micro-panels, panel q at dst + 6*q*kc. */
+typedef void (*fm_spack_at6)(int64_t kc, int64_t npan, const float *a, int64_t csa, float *dst);
+void fm_spack_at6_avx2(int64_t kc, int64_t npan, const float *a, int64_t csa, float *dst);
 
 #endif
