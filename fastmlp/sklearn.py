@@ -161,6 +161,17 @@ def _sk_loss(name, y, p, sw):
     return LOSS_FUNCTIONS[name](y, p)      # pragma: no cover  (scikit-learn < 1.7)
 
 
+def _penalized(loss, nrm, l1sum, alpha, l1, sw_sum):
+    """A batch's loss plus scikit-learn's L2 term (and fastmlp's L1 term), from
+    the weights' norm ||W||_2 and sum |W| and the batch's sum of weights."""
+    if alpha:
+        sq = nrm * nrm      # inf, not OverflowError, for huge weights
+        loss += (0.5 * alpha) * sq / sw_sum
+    if l1:
+        loss += l1 * l1sum / sw_sum
+    return loss
+
+
 def _fm_known_finite_y(y):
     """y is an ndarray that scikit-learn's finiteness check would pass: integer,
     boolean or string labels, or finite floats."""
@@ -503,12 +514,7 @@ class _FastMLPMixin:
                         eng.backward()
                         opt.step(eng, sched.lr, alpha / sw_sum, l1 / sw_sum, eps_scale)
                     step_no += 1
-                    if alpha:
-                        sq = nrm * nrm      # inf, not OverflowError, for huge weights
-                        loss += (0.5 * alpha) * sq / sw_sum
-                    if l1:
-                        loss += l1 * l1sum / sw_sum
-                    accumulated_loss += loss * m
+                    accumulated_loss += _penalized(loss, nrm, l1sum, alpha, l1, sw_sum) * m
 
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples
@@ -587,12 +593,7 @@ class _FastMLPMixin:
                 lo = los[s]
                 m = min(batch_size, n_samples - lo)
                 sw_sum = float(m) if wsums is None else float(wsums[s])
-                if alpha:
-                    sq = nrm * nrm      # inf, not OverflowError, for huge weights
-                    loss += (0.5 * alpha) * sq / sw_sum
-                if l1:
-                    loss += l1 * l1sum / sw_sum
-                accumulated_loss += loss * m
+                accumulated_loss += _penalized(loss, nrm, l1sum, alpha, l1, sw_sum) * m
         return accumulated_loss
 
     def _fm_output_loss(self, eng, z, yb, swb, sw_sum, loss_name, nt):

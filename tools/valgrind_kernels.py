@@ -191,6 +191,19 @@ def run_network(dtype, n_threads):
         opts[0].step(engs[0], 0.01, 1e-3)
         opts[1].fused_step(trainer, rows, 0, m, None, float(m), 0.01, 1e-3, 0.0, 1.0, True, True)
         check(f"{tag} training step", engs[1].params, engs[0].params, 0.0)
+    # a run of steps in one call (the last batch short, the next batch's rows
+    # prefetched) against the same steps one call each, bitwise
+    order = rng.permutation(60).astype(np.int64)
+    pair = [DenseMLP(units, "tanh", dtype) for _ in range(2)]
+    for e in pair:
+        e.params[...] = engs[1].params
+    popt = [FlatOptimizer("adam", e, beta1=0.9, beta2=0.999, eps=1e-8) for e in pair]
+    ptr = [e.trainer(X, labels, o, 25) for e, o in zip(pair, popt)]
+    for lo in range(0, 60, 25):
+        rows = order[lo:lo + 25]
+        popt[0].fused_step(ptr[0], rows, 0, len(rows), None, float(len(rows)), 0.01)
+    popt[1].fused_steps(ptr[1], order, 0, 60, 25, None, None, 0.01)
+    check(f"{tag} training steps run", pair[1].params, pair[0].params, 0.0)
 
 
 def main():
