@@ -26,9 +26,11 @@ Benchmarks:
 * ``track_gflops``: 2*m*n*k / t / 1e9 with t the best of 5 wall times
   (time.perf_counter, after one warm-up call) -- "GFLOP/s".
 * ``track_ratio_vs_numpy``: fastmlp speed / NumPy speed (NumPy's best time
-  over fastmlp's, best of 5 each, calls interleaved, after a warm-up of
-  each) -- "x"; > 1 means fastmlp is faster. It also checks that the two
-  results agree to rounding.
+  per call over fastmlp's, best of 5 alternating blocks of ~20 ms each, after
+  a warm-up of each; at 2+ threads a 0.3 s pause before every block lets the
+  other library's spinning worker threads go idle, ``common.settled_ratio``)
+  -- "x"; > 1 means fastmlp is faster. It also checks that the two results
+  agree to rounding.
 
 Threads: setup calls ``fastmlp.set_num_threads(n)`` and enters
 ``threadpoolctl.threadpool_limits(n, user_api="blas")`` for NumPy's BLAS;
@@ -67,6 +69,7 @@ from .common import (
     gemm_flops,
     operands,
     parse_shape,
+    settled_ratio,
     wall_time,
 )
 
@@ -127,15 +130,11 @@ class _RatioBench(ThreadsMixin):
         np.matmul(self.a, self.b, out=self.out_numpy)
 
     def track_ratio_vs_numpy(self, dtype, shape, threads):
-        self._fastmlp()  # warm-up both
-        self._numpy()
-        t_fastmlp = t_numpy = float("inf")
-        for _ in range(TRACK_REPEATS):  # interleaved: drifts hit both alike
-            t_fastmlp = min(t_fastmlp, wall_time(self._fastmlp))
-            t_numpy = min(t_numpy, wall_time(self._numpy))
+        # alternating blocks, with a settle pause at 2+ threads (common.py)
+        ratio = settled_ratio(self._fastmlp, self._numpy, threads)
         check_close(self.out_fastmlp, self.out_numpy, parse_shape(shape)[1],
                     f"fastmlp.matmul {dtype} {shape}")
-        return t_numpy / t_fastmlp
+        return ratio
 
     track_ratio_vs_numpy.unit = "x"
 
@@ -237,7 +236,8 @@ class GemmSmallM(ThreadsMixin):
 
 class GemmSmallMRatio(ThreadsMixin):
     """NumPy's time / fastmlp's time per call ("x"; > 1: fastmlp faster), best
-    of 3 * TRACK_REPEATS loops of SMALL_LOOP calls each, interleaved."""
+    of TRACK_REPEATS alternating blocks of loops of SMALL_LOOP calls, settled
+    at 2+ threads (common.settled_ratio)."""
 
     param_names = ["op", "m", "dtype", "threads"]
     params = [SMALL_OPS, SMALL_M, DTYPES, THREADS]
@@ -254,15 +254,9 @@ class GemmSmallMRatio(ThreadsMixin):
         self._restore_threads()
 
     def track_ratio_vs_numpy(self, op, m, dtype, threads):
-        fm, np_ = _loop(self.fm), _loop(self.np)
-        fm()  # warm-up both
-        np_()
-        t_fm = t_np = float("inf")
-        for _ in range(3 * TRACK_REPEATS):
-            t_fm = min(t_fm, wall_time(fm))
-            t_np = min(t_np, wall_time(np_))
+        ratio = settled_ratio(_loop(self.fm), _loop(self.np), threads)
         check_close(np.asarray(self.fm()), np.asarray(self.np()), self.k,
                     f"small-m {op} m={m} {dtype}")
-        return t_np / t_fm
+        return ratio
 
     track_ratio_vs_numpy.unit = "x"

@@ -76,6 +76,35 @@ def operands(shape, dtype, n_out=1):
     return a, b, outs
 
 
+# Pause before each timed block when several threads run: after a call, the
+# worker threads of OpenMP (fastmlp) and of OpenBLAS (NumPy) keep spinning for
+# up to ~0.1-0.3 s, and on a 2-core machine a spinning worker of the other
+# library takes a core from the next call (measured: 2-thread ratios of 0.75x
+# or 3.2x for the same product, depending on which library ran last).
+SETTLE_S = 0.3
+
+
+def settled_ratio(fastmlp_call, numpy_call, threads, repeats=TRACK_REPEATS, block_s=0.02):
+    """NumPy's best time per call over fastmlp's. Each repeat times a block of
+    calls of each (about block_s long) in turn; with threads > 1 a SETTLE_S
+    pause precedes every block, so neither library's idle workers are still
+    spinning when the other runs."""
+    fastmlp_call()  # warm-up both; size the blocks
+    numpy_call()
+    n = max(1, int(block_s / max(1e-7, min(wall_time(fastmlp_call), wall_time(numpy_call)))))
+
+    def block(f):
+        if threads > 1:
+            time.sleep(SETTLE_S)
+        return wall_time(lambda: [f() for _ in range(n)]) / n
+
+    t_f = t_n = float("inf")
+    for _ in range(repeats):
+        t_f = min(t_f, block(fastmlp_call))
+        t_n = min(t_n, block(numpy_call))
+    return t_n / t_f
+
+
 def wall_time(func):
     """Wall time of one call of `func`, with the garbage collector off."""
     gcold = gc.isenabled()
