@@ -431,8 +431,9 @@ class _FastMLPMixin:
         step_no = 0
         # Dense input without dropout or batch norm trains on the compiled
         # step (bitwise the kernel-by-kernel step below): a softmax
-        # classifier's whole step is one call; other outputs take two, around
-        # scikit-learn's loss computed here.
+        # classifier's epoch runs as runs of whole steps (_fm_epoch_steps);
+        # other outputs take two calls a batch, around scikit-learn's loss
+        # computed here.
         trainer = None
         if not sparse:
             try:
@@ -444,77 +445,74 @@ class _FastMLPMixin:
             for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
-                accumulated_loss = 0.0
                 if trainer is not None and softmax:
+                    # dense softmax classifier: runs of compiled steps
                     accumulated_loss = self._fm_epoch_steps(
                         trainer, opt, sample_idx, train_idx, sw, n_samples, batch_size, alpha, l1)
                     step_no += -(-n_samples // batch_size)
-                for batch_slice in (() if trainer is not None and softmax else
-                                    gen_batches(n_samples, batch_size)):
-                    m = batch_slice.stop - batch_slice.start
-                    if self.shuffle:
-                        rows = sample_idx[batch_slice]
-                        if train_idx is not None:
-                            rows = train_idx[rows]
-                    elif train_idx is not None:
-                        rows = train_idx[batch_slice]
-                    else:
-                        rows = batch_slice
-                    if sw is None:
-                        swb, sw_sum = None, float(m)
-                    else:
-                        swb = sw[rows]
-                        sw_sum = float(swb.sum())
-                    eps_scale = 1.0
-                    if adam:   # scikit-learn's Adam adds eps to sqrt(v), not sqrt(v_hat)
-                        eps_scale = 1.0 / np.sqrt(1.0 - self.beta_2 ** (opt.t + 1))
-                    if trainer is not None:
-                        if isinstance(rows, slice):
-                            r_arr, row0 = None, rows.start
+                else:
+                    accumulated_loss = 0.0
+                    for batch_slice in gen_batches(n_samples, batch_size):
+                        m = batch_slice.stop - batch_slice.start
+                        if self.shuffle:
+                            rows = sample_idx[batch_slice]
+                            if train_idx is not None:
+                                rows = train_idx[rows]
+                        elif train_idx is not None:
+                            rows = train_idx[batch_slice]
                         else:
-                            r_arr, row0 = np.ascontiguousarray(rows, np.int64), 0
-                        if softmax:
-                            loss, nrm, l1sum = opt.fused_step(
-                                trainer, r_arr, row0, m, swb, sw_sum, sched.lr, alpha / sw_sum,
-                                l1 / sw_sum, eps_scale, bool(alpha), bool(l1))
+                            rows = batch_slice
+                        if sw is None:
+                            swb, sw_sum = None, float(m)
                         else:
+                            swb = sw[rows]
+                            sw_sum = float(swb.sum())
+                        eps_scale = 1.0
+                        if adam:   # scikit-learn's Adam adds eps to sqrt(v), not sqrt(v_hat)
+                            eps_scale = 1.0 / np.sqrt(1.0 - self.beta_2 ** (opt.t + 1))
+                        if trainer is not None:
+                            if isinstance(rows, slice):
+                                r_arr, row0 = None, rows.start
+                            else:
+                                r_arr, row0 = np.ascontiguousarray(rows, np.int64), 0
+                            # (a softmax output with a trainer runs whole epochs above)
                             trainer.forward(r_arr, row0, m, nt)
                             loss = self._fm_output_loss(eng, eng.output_buffer(m), yf[rows],
                                                         swb, sw_sum, loss_name, nt)
                             nrm, l1sum = opt.fused_update(
                                 trainer, r_arr, row0, m, sched.lr, alpha / sw_sum, l1 / sw_sum,
                                 eps_scale, bool(alpha), bool(l1))
-                    else:
-                        # -- the batch's inputs
-                        if sparse:
-                            xb = eng.input_buffer(m)
-                            xb[...] = X[rows].toarray()
-                        elif isinstance(rows, slice) and dense_view:
-                            xb = X[rows]
                         else:
-                            xb = eng.input_buffer(m)
-                            np.take(X, rows, axis=0, out=xb, mode="clip")   # rows are valid
-                        z = eng.forward_train(xb, dropout_seed + step_no)
-                        delta = eng.delta_buffer(m)
-                        # -- loss and output gradient, scikit-learn's definitions
-                        if softmax:
-                            if isinstance(rows, slice):
-                                lb = labels[rows]
+                            # -- the batch's inputs
+                            if sparse:
+                                xb = eng.input_buffer(m)
+                                xb[...] = X[rows].toarray()
+                            elif isinstance(rows, slice) and dense_view:
+                                xb = X[rows]
                             else:
-                                lb = lab_buf[:m]
-                                np.take(labels, rows, out=lb, mode="clip")
-                            loss = _act_core.softmax_xent(z, lb, None, swb, sw_sum, delta, nt)
-                        else:
-                            loss = self._fm_output_loss(eng, z, yf[rows], swb, sw_sum,
-                                                        loss_name, nt)
-                        # the penalty terms' sums, over the weights this batch used
-                        nrm = _optim.grad_norm(eng.params[:eng.n_coef], nt) if alpha else 0.0
-                        l1sum = float(np.abs(eng.params[:eng.n_coef]).sum(
-                            dtype=np.float64)) if l1 else 0.0
-                        eng.backward()
-                        opt.step(eng, sched.lr, alpha / sw_sum, l1 / sw_sum, eps_scale)
-                    step_no += 1
-                    accumulated_loss += _penalized(loss, nrm, l1sum, alpha, l1, sw_sum) * m
+                                xb = eng.input_buffer(m)
+                                np.take(X, rows, axis=0, out=xb, mode="clip")   # rows are valid
+                            z = eng.forward_train(xb, dropout_seed + step_no)
+                            delta = eng.delta_buffer(m)
+                            # -- loss and output gradient, scikit-learn's definitions
+                            if softmax:
+                                if isinstance(rows, slice):
+                                    lb = labels[rows]
+                                else:
+                                    lb = lab_buf[:m]
+                                    np.take(labels, rows, out=lb, mode="clip")
+                                loss = _act_core.softmax_xent(z, lb, None, swb, sw_sum, delta, nt)
+                            else:
+                                loss = self._fm_output_loss(eng, z, yf[rows], swb, sw_sum,
+                                                            loss_name, nt)
+                            # the penalty terms' sums, over the weights this batch used
+                            nrm = _optim.grad_norm(eng.params[:eng.n_coef], nt) if alpha else 0.0
+                            l1sum = float(np.abs(eng.params[:eng.n_coef]).sum(
+                                dtype=np.float64)) if l1 else 0.0
+                            eng.backward()
+                            opt.step(eng, sched.lr, alpha / sw_sum, l1 / sw_sum, eps_scale)
+                        step_no += 1
+                        accumulated_loss += _penalized(loss, nrm, l1sum, alpha, l1, sw_sum) * m
 
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples

@@ -385,8 +385,8 @@ class FlatOptimizer:
         self.t = 0
 
     def _fused_hyper(self, eps_scale):
-        """This step's hyper-parameters in the order Trainer.step/update take
-        them after lr (momentum, rho, beta1, beta2, eps)."""
+        """This step's hyper-parameters in the order Trainer.step/update/steps
+        take them after lr (momentum, rho, beta1, beta2, eps)."""
         h = self.hyper
         return (h.get("momentum", 0.0), h.get("rho", 0.0), h.get("beta1", 0.0),
                 h.get("beta2", 0.0), h.get("eps", 0.0) * eps_scale)
@@ -411,11 +411,9 @@ class FlatOptimizer:
         weight_decay alpha / wsum_s and l1 / wsum_s, as scikit-learn's loop);
         eps_scale: None or one factor per step. Returns the (n_steps, 3)
         results of the steps (loss, ||W||_2, sum |W|), bitwise fused_step's."""
-        h = self.hyper
         out = trainer.steps(order, start, stop, batch, weights, wsums, lr,
-                            h.get("momentum", 0.0), h.get("rho", 0.0), h.get("beta1", 0.0),
-                            h.get("beta2", 0.0), h.get("eps", 0.0), eps_scale, alpha, l1,
-                            self.t, want_sq, want_abs, get_num_threads())
+                            *self._fused_hyper(1.0), eps_scale, alpha, l1, self.t, want_sq,
+                            want_abs, get_num_threads())
         self.t += out.shape[0]
         return out
 

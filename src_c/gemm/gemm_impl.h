@@ -44,17 +44,20 @@ static void FM_X(pack_a)(const CFG *cfg, int64_t mc, int64_t kc, const FT *a, in
          * from L1 then. (Column by column instead -- scattering MR values
          * into every panel per column -- was ~5% of x.T @ g.) */
         const int64_t mfull = mc / mr * mr;
-        if (cfg->pack_at) cfg->pack_at(kc, mfull / mr, a, csa, dst);
-        else for (int64_t i0 = 0; i0 < mfull; i0 += mr) {
-            const FT *col = a + i0;
-            FT *d = dst + i0 * kc;
-            if (mr == 6) {
-                /* Constant MR: six plain moves, not a memcpy call per p. */
-                for (int64_t p = 0; p < kc; p++, d += 6, col += csa)
-                    for (int i = 0; i < 6; i++) d[i] = col[i];
-            } else {
-                for (int64_t p = 0; p < kc; p++, d += mr, col += csa)
-                    for (int i = 0; i < mr; i++) d[i] = col[i];
+        if (cfg->pack_at) {
+            cfg->pack_at(kc, mfull / mr, a, csa, dst);
+        } else {
+            for (int64_t i0 = 0; i0 < mfull; i0 += mr) {
+                const FT *col = a + i0;
+                FT *d = dst + i0 * kc;
+                if (mr == 6) {
+                    /* Constant MR: six plain moves, not a memcpy call per p. */
+                    for (int64_t p = 0; p < kc; p++, d += 6, col += csa)
+                        for (int i = 0; i < 6; i++) d[i] = col[i];
+                } else {
+                    for (int64_t p = 0; p < kc; p++, d += mr, col += csa)
+                        for (int i = 0; i < mr; i++) d[i] = col[i];
+                }
             }
         }
         if (mfull == mc) return;

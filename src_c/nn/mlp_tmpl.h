@@ -468,8 +468,8 @@ static int FM_X(mlp_step_team)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
 }
 
 /* A step's results from the shared pieces, summed in piece order. */
-static void FM_X(mlp_step_out)(const FM_TRAIN *T, const FM_BATCH *B, int stages, int want_sq,
-                               int want_abs, const FM_X(mlp_step_ctx) *S, double out[3]) {
+static void FM_X(mlp_step_out)(const FM_BATCH *B, int stages, int want_sq, int want_abs,
+                               const FM_X(mlp_step_ctx) *S, double out[3]) {
     double x = 0.0, sq = 0.0, ab = 0.0;
     const int64_t pieces = (B->m + S->xent_rows - 1) / S->xent_rows;
     if (stages & FM_MLP_STAGE_XENT)
@@ -479,14 +479,14 @@ static void FM_X(mlp_step_out)(const FM_TRAIN *T, const FM_BATCH *B, int stages,
         if (upd && want_sq) sq += S->sq[c];
         if (upd && want_abs) ab += S->ab[c];
     }
-    (void)T;
     out[0] = (stages & FM_MLP_STAGE_XENT) ? x / B->wsum : 0.0;
     out[1] = sqrt(sq);
     out[2] = ab;
 }
 
 /* Steps [0, n_steps) by thread tid of a team of nt (nt = 1: the caller
- * alone); C0 is prepared for batch 0. A barrier separates the steps (the
+ * alone); C0 is prepared for batch 0. garch: the GEMM architecture (as the
+ * caller's), arch: the resolved one of the element-wise kernels. A barrier separates the steps (the
  * next forward pass reads the updated weights); thread 0 then writes the
  * step's results. Every thread stops at the same step when a batch is bad;
  * *done counts the steps completed. */
@@ -513,10 +513,32 @@ static void FM_X(mlp_steps_team)(int garch, int arch, const FM_TRAIN *T, const F
 #pragma omp barrier
         }
         if (tid == 0) {
-            FM_X(mlp_step_out)(T, b, stages, want_sq, want_abs, S, out + 3 * s);
+            FM_X(mlp_step_out)(b, stages, want_sq, want_abs, S, out + 3 * s);
             *done = s + 1;
         }
     }
+}
+
+/* Prepare every batch size of a run (in C, for a team of nt threads): the
+ * most threads any product would start alone (*solo) and the largest
+ * workspaces of the two GEMM streams (*wa, *wb, maxima kept). */
+static int FM_X(mlp_steps_size)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
+                                int64_t n_steps, int nt, FM_X(mlp_step_calls) *C, int *solo,
+                                size_t *wa, size_t *wb) {
+    *solo = 1;
+    for (int64_t s = 0; s < n_steps; s++) {
+        if (s > 0 && B[s].m == B[s - 1].m) continue;
+        const int status = FM_X(mlp_step_prepare)(arch, T, &B[s], nt, C);
+        if (status != FM_OK) return status;
+        const int k = FM_X(mlp_step_solo)(T, C);
+        if (k > *solo) *solo = k;
+        for (int i = 0; i < T->n_layers; i++) {
+            if (C->fwd[i].ws_bytes > *wa) *wa = C->fwd[i].ws_bytes;
+            if (C->dw[i].ws_bytes > *wa) *wa = C->dw[i].ws_bytes;
+            if (i > 0 && C->dx[i].ws_bytes > *wb) *wb = C->dx[i].ws_bytes;
+        }
+    }
+    return FM_OK;
 }
 
 int FM_X(mlp_train_steps)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
@@ -551,25 +573,18 @@ int FM_X(mlp_train_steps)(int arch, const FM_TRAIN *T, const FM_BATCH *B,
     /* The team: as many threads as the busiest product of any batch size
      * would start alone (a run of small products runs on one thread: no
      * barriers to wait at, on a busy machine each one can cost a scheduler
-     * time slice). Then the workspaces, for every batch size, for that team. */
-    int team = 1, status = FM_OK;
-    for (int64_t s = 0; s < n_steps && status == FM_OK; s++) {
-        if (s > 0 && B[s].m == B[s - 1].m) continue;
-        status = FM_X(mlp_step_prepare)(arch, T, &B[s], nthreads, C);
-        if (status == FM_OK && FM_X(mlp_step_solo)(T, C) > team) team = FM_X(mlp_step_solo)(T, C);
-    }
+     * time slice). Then the workspaces, for every batch size, for that team
+     * (sized again only when the team differs from nthreads). */
+    int team = 1;
+    size_t wa = 0, wb = 0;
+    int status = FM_X(mlp_steps_size)(arch, T, B, n_steps, nthreads, C, &team, &wa, &wb);
 #ifdef _OPENMP
     if (omp_in_parallel()) team = 1;
 #endif
-    size_t wa = 0, wb = 0;
-    for (int64_t s = 0; s < n_steps && status == FM_OK; s++) {
-        if (s > 0 && B[s].m == B[s - 1].m) continue;
-        status = FM_X(mlp_step_prepare)(arch, T, &B[s], team, C);
-        for (int i = 0; i < L && status == FM_OK; i++) {
-            if (C->fwd[i].ws_bytes > wa) wa = C->fwd[i].ws_bytes;
-            if (C->dw[i].ws_bytes > wa) wa = C->dw[i].ws_bytes;
-            if (i > 0 && C->dx[i].ws_bytes > wb) wb = C->dx[i].ws_bytes;
-        }
+    if (status == FM_OK && team != nthreads) {
+        int unused;
+        wa = wb = 0;
+        status = FM_X(mlp_steps_size)(arch, T, B, n_steps, team, C, &unused, &wa, &wb);
     }
     if (status == FM_OK) status = FM_X(mlp_step_prepare)(arch, T, &B[0], team, C);
     if (status != FM_OK) { free(C); free(S); return status; }

@@ -24,10 +24,10 @@ static inline void fm_copy6(const float *s, float *d) {
  * [0, 6 npan) x columns [0, kc) into npan panels (panel q at dst + 6 q kc). */
 void fm_spack_at6_avx2(int64_t kc, int64_t npan, const float *a, int64_t csa,
                        float *restrict dst) {
+    if (kc < 1) return;
     for (int64_t q = 0; q < npan; q++) {
         const float *col = a + 6 * q;
         float *d = dst + 6 * q * kc;
-        if (kc < 1) continue;
         if (q + 1 < npan) {   /* rows 6q+6, 6q+7 exist: 8-float loads */
             int64_t p = 0;
             for (; p + 1 < kc; p++, col += csa, d += 6)
