@@ -95,6 +95,17 @@ int fm_dgemm_ukr_call(int arch, int64_t k, const double *a, const double *b,
                       double *c, int64_t rsc, double alpha, double beta,
                       const double *bias, int act, double slope);
 
+/* Run one call of an architecture's general kernel (mi <= mr rows, np = 1 or
+ * 2 B panels, A[i, p] = a[i*ars + p*acs]; see kernels/ukernel.h), for tests:
+ * c is mi x np*nr with row stride rsc. FM_ERR_ARG if the architecture has no
+ * general kernel for the dtype. */
+int fm_sgemm_gen_call(int arch, int mi, int np, int64_t k, const float *a, int64_t ars,
+                      int64_t acs, const float *b, float *c, int64_t rsc, float alpha,
+                      float beta, const float *bias, int act, float slope);
+int fm_dgemm_gen_call(int arch, int mi, int np, int64_t k, const double *a, int64_t ars,
+                      int64_t acs, const double *b, double *c, int64_t rsc, double alpha,
+                      double beta, const double *bias, int act, double slope);
+
 #ifdef __cplusplus
 }
 #endif

@@ -119,6 +119,40 @@ def ukr_call(int arch, const floating[::1] a_panel, const floating[::1] b_panel,
     _check(status)
 
 
+def gen_call(int arch, const floating[:, :] a, const floating[::1] b_panels,
+             floating[:, ::1] c, double alpha=1.0, double beta=0.0,
+             const floating[::1] bias=None, int act=FM_ACT_NONE, double slope=0.01):
+    """Run the general micro-kernel of `arch` (tests only): C (mi x np*NR) from
+    A (mi x k, read through its own strides: a packed panel, a row-major
+    slice, ...) and np packed B panels (np*k*NR values, panel after panel).
+    Raises ValueError if `arch` has no general kernel for the dtype."""
+    cdef fm_gemm_info info
+    _check(fm_gemm_info_get(floating is double, arch, &info))
+    cdef int mi = <int>a.shape[0]
+    cdef Py_ssize_t k = a.shape[1]
+    cdef int np_ = <int>(c.shape[1] // info.nr)
+    assert 1 <= mi <= info.mr and c.shape[0] == mi and c.shape[1] == np_ * info.nr
+    assert b_panels.shape[0] == np_ * k * info.nr
+    assert bias is None or bias.shape[0] == c.shape[1]
+    cdef int64_t ars = a.strides[0] // <Py_ssize_t>sizeof(floating)
+    cdef int64_t acs = a.strides[1] // <Py_ssize_t>sizeof(floating)
+    cdef const floating *pbias = NULL
+    if bias is not None:
+        pbias = &bias[0]
+    cdef const floating *pa = &a[0, 0] if k > 0 else NULL
+    cdef const floating *pb = &b_panels[0] if k > 0 else NULL
+    cdef int status
+    if floating is float:
+        status = fm_sgemm_gen_call(arch, mi, np_, k, pa, ars, acs, pb, &c[0, 0],
+                                   c.strides[0] // sizeof(float), <float>alpha, <float>beta,
+                                   pbias, act, <float>slope)
+    else:
+        status = fm_dgemm_gen_call(arch, mi, np_, k, pa, ars, acs, pb, &c[0, 0],
+                                   c.strides[0] // sizeof(double), alpha, beta, pbias, act,
+                                   slope)
+    _check(status)
+
+
 def gemm_info(bint double_precision, int arch=FM_ARCH_AUTO):
     """The micro-kernel and blocking used for a dtype: dict(name, arch, mr, nr, mc, kc, nc,
     smallm); smallm is the largest m that skips packing (B with unit column stride)."""

@@ -54,3 +54,9 @@ cdef extern from "fastmlp.h" nogil:
     int fm_dgemm_ukr_call(int arch, int64_t k, const double *a, const double *b,
                           double *c, int64_t rsc, double alpha, double beta,
                           const double *bias, int act, double slope)
+    int fm_sgemm_gen_call(int arch, int mi, int np, int64_t k, const float *a, int64_t ars,
+                          int64_t acs, const float *b, float *c, int64_t rsc, float alpha,
+                          float beta, const float *bias, int act, float slope)
+    int fm_dgemm_gen_call(int arch, int mi, int np, int64_t k, const double *a, int64_t ars,
+                          int64_t acs, const double *b, double *c, int64_t rsc, double alpha,
+                          double beta, const double *bias, int act, double slope)

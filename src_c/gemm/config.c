@@ -2,14 +2,24 @@
  *
  * Design: as in BLIS, a table holds the micro-kernel pointer and its register
  * block (MR x NR) with the cache blocks it is tuned for:
- *   KC: a B micro-panel (KC x NR) stays in L1 while the A micro-panels stream
- *       past it; A block MC x KC fills a good part of the (private) L2;
+ *   KC: the K block; every tile of C is loaded, updated and stored once per
+ *       K block, so a long KC spreads that fixed cost (and the per-tile call)
+ *       over more FMAs;
+ *   MC: the rows of A one thread works through while the B block is reused:
+ *       MC x KC of A stays in the (private) L2;
  *   NC: the packed B block KC x NC lives in the (shared) L3.
  * The AVX2 figures were tuned on AMD Zen 3 (32 KiB L1d, 512 KiB L2 per core,
- * 32 MiB L3) with benchmarks/bench_gemm.py and suit Intel Haswell..Raptor Lake
- * too (L2 >= 256 KiB). FASTMLP_GEMM_MC/KC/NC override them for tuning
- * experiments (rounded to the register block); results then differ in the
- * last bits because KC fixes the summation blocking.
+ * 32 MiB L3). BLIS's Zen figures (KC = 256, MC = 144, NC = 4080) keep a
+ * B micro-panel in L1; measured here, KC = 1024 with MC = 48 and NC = 1024
+ * (float64: MC = 24) is faster although a 1024 x 16 B micro-panel (64 KiB)
+ * no longer fits in L1: the kernel needs ~15 bytes per cycle from L2, well
+ * within its bandwidth, and a tile's fixed cost is paid once per 1024 k
+ * steps instead of 256. Best of several runs, 1 thread, float32: 1024^3
+ * 88.7 -> 95-96 GFLOP/s; 128x784x256 (x @ W1) 86.9 -> 90-92; float64 1024^3
+ * 46.4 -> 47.7; 2 threads float64 128x784x256 76.7 -> 82.1.
+ * FASTMLP_GEMM_MC/KC/NC override them for tuning experiments (rounded to the
+ * register block); results then differ in the last bits because KC fixes the
+ * summation blocking.
  */
 #include <stdlib.h>
 #include "gemm.h"
@@ -24,26 +34,34 @@
 #define FM_SMALLM_MAX_REF 16
 #define FM_SMALLM_MAX_AVX2 8
 
+/* Designated initializers: a field left out is NULL / 0 (no such kernel). */
 static fm_sgemm_cfg fm_s_tables[FM_ARCH_COUNT] = {
-    {"ref sgemm 6x16", FM_ARCH_REF, 6, 16, 144, 256, 4080, fm_sgemm_ref_6x16, NULL, NULL,
-     fm_sgemm_smallm_ref, FM_SMALLM_MAX_REF},
+    {.name = "ref sgemm 6x16", .arch = FM_ARCH_REF, .mr = 6, .nr = 16, .mc = 48, .kc = 1024,
+     .nc = 1024, .ukr = fm_sgemm_ref_6x16, .gen = fm_sgemm_ref_gen16,
+     .smallm = fm_sgemm_smallm_ref, .smallm_max = FM_SMALLM_MAX_REF},
 #ifdef FM_BUILD_AVX2
-    {"avx2 sgemm 6x16", FM_ARCH_AVX2, 6, 16, 144, 256, 4080, fm_sgemm_avx2_6x16, fm_spack_a6_avx2,
-     fm_spack_b16t_avx2, fm_sgemm_smallm_avx2, FM_SMALLM_MAX_AVX2, fm_spack_b16n_avx2,
-     fm_spack_at6_avx2},
+    {.name = "avx2 sgemm 6x16", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 16, .mc = 48, .kc = 1024,
+     .nc = 1024, .ukr = fm_sgemm_avx2_6x16, .gen = fm_sgemm_avx2_gen16,
+     .pack_bt = fm_spack_b16t_avx2, .pack_bn = fm_spack_b16n_avx2,
+     .pack_at = fm_spack_at6_avx2, .smallm = fm_sgemm_smallm_avx2,
+     .smallm_max = FM_SMALLM_MAX_AVX2},
 #else
-    {"avx2 sgemm 6x16", FM_ARCH_AVX2, 6, 16, 144, 256, 4080, NULL, NULL, NULL, NULL, 0},
+    {.name = "avx2 sgemm 6x16", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 16, .mc = 48, .kc = 1024,
+     .nc = 1024},
 #endif
 };
 
 static fm_dgemm_cfg fm_d_tables[FM_ARCH_COUNT] = {
-    {"ref dgemm 6x8", FM_ARCH_REF, 6, 8, 72, 256, 4080, fm_dgemm_ref_6x8, NULL, NULL,
-     fm_dgemm_smallm_ref, FM_SMALLM_MAX_REF},
+    {.name = "ref dgemm 6x8", .arch = FM_ARCH_REF, .mr = 6, .nr = 8, .mc = 24, .kc = 1024,
+     .nc = 1024, .ukr = fm_dgemm_ref_6x8, .gen = fm_dgemm_ref_gen8,
+     .smallm = fm_dgemm_smallm_ref, .smallm_max = FM_SMALLM_MAX_REF},
 #ifdef FM_BUILD_AVX2
-    {"avx2 dgemm 6x8", FM_ARCH_AVX2, 6, 8, 72, 256, 4080, fm_dgemm_avx2_6x8, NULL, NULL,
-     fm_dgemm_smallm_avx2, FM_SMALLM_MAX_AVX2},
+    {.name = "avx2 dgemm 6x8", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 8, .mc = 24, .kc = 1024,
+     .nc = 1024, .ukr = fm_dgemm_avx2_6x8, .smallm = fm_dgemm_smallm_avx2,
+     .smallm_max = FM_SMALLM_MAX_AVX2},
 #else
-    {"avx2 dgemm 6x8", FM_ARCH_AVX2, 6, 8, 72, 256, 4080, NULL, NULL, NULL, NULL, 0},
+    {.name = "avx2 dgemm 6x8", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 8, .mc = 24, .kc = 1024,
+     .nc = 1024},
 #endif
 };
 

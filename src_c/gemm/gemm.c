@@ -61,3 +61,29 @@ int fm_dgemm_ukr_call(int arch, int64_t k, const double *a, const double *b, dou
     cfg->ukr(k, a, b, c, rsc, &args);
     return FM_OK;
 }
+
+/* The general kernel (ukernel.h fm_?gemm_gen) of an architecture, for tests:
+ * FM_ERR_ARG if the table has none or the tile is out of range. */
+int fm_sgemm_gen_call(int arch, int mi, int np, int64_t k, const float *a, int64_t ars,
+                      int64_t acs, const float *b, float *c, int64_t rsc, float alpha,
+                      float beta, const float *bias, int act, float slope) {
+    const fm_sgemm_cfg *cfg = fm_sgemm_cfg_get(arch);
+    if (!cfg || !cfg->gen || k < 0 || mi < 1 || mi > cfg->mr || np < 1 || np > 2 ||
+        act < FM_ACT_NONE || act > FM_ACT_TANH)
+        return FM_ERR_ARG;
+    fm_sukr_args args = {alpha, beta, bias, act, slope};
+    cfg->gen(mi, np, k, a, ars, acs, b, c, rsc, &args);
+    return FM_OK;
+}
+
+int fm_dgemm_gen_call(int arch, int mi, int np, int64_t k, const double *a, int64_t ars,
+                      int64_t acs, const double *b, double *c, int64_t rsc, double alpha,
+                      double beta, const double *bias, int act, double slope) {
+    const fm_dgemm_cfg *cfg = fm_dgemm_cfg_get(arch);
+    if (!cfg || !cfg->gen || k < 0 || mi < 1 || mi > cfg->mr || np < 1 || np > 2 ||
+        act < FM_ACT_NONE || act > FM_ACT_TANH)
+        return FM_ERR_ARG;
+    fm_dukr_args args = {alpha, beta, bias, act, slope};
+    cfg->gen(mi, np, k, a, ars, acs, b, c, rsc, &args);
+    return FM_OK;
+}

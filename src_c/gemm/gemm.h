@@ -15,12 +15,12 @@ typedef struct {
     int mr, nr;
     int64_t mc, kc, nc;
     fm_sgemm_ukr ukr;
-    fm_spack_a6 pack_a6;     /* optional fast packer for row-major A (mr == 6) */
     fm_spack_b16t pack_bt;   /* optional fast packer for transposed B (nr == 16) */
     fm_sgemm_smallm smallm;  /* unpacked kernel for few rows (ukernel.h) */
     int64_t smallm_max;      /* m <= this (and B with unit column stride) uses it */
     fm_spack_b16n pack_bn;   /* optional fast packer for row-major B (nr == 16) */
     fm_spack_at6 pack_at;    /* optional fast packer for column-major A (mr == 6) */
+    fm_sgemm_gen gen;        /* optional general kernel: M edges, row-major A in place */
 } fm_sgemm_cfg;
 
 typedef struct {
@@ -29,12 +29,12 @@ typedef struct {
     int mr, nr;
     int64_t mc, kc, nc;
     fm_dgemm_ukr ukr;
-    void (*pack_a6)(int64_t kc, const double *a, int64_t rsa, double *dst); /* optional */
     void (*pack_bt)(int64_t kc, const double *b, int64_t csb, double *dst);  /* optional */
     fm_dgemm_smallm smallm;
     int64_t smallm_max;
     void (*pack_bn)(int64_t kc, int64_t npan, const double *b, int64_t rsb, double *dst);
     void (*pack_at)(int64_t kc, int64_t npan, const double *a, int64_t csa, double *dst);
+    fm_dgemm_gen gen;
 } fm_dgemm_cfg;
 
 /* How a product is computed (gemm_impl.h prepare()). */

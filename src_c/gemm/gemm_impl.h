@@ -27,6 +27,16 @@
  * Strides: A, B and C are read and written through row and column strides in
  * elements, so transposed, Fortran-ordered, sliced and broadcast (stride 0)
  * arrays are packed in place with no extra copy.
+ *
+ * With a general kernel in the table (cfg->gen, kernels/ukernel.h):
+ *   - a row-major A (unit column stride: x in x @ W) is not packed at all;
+ *     the kernel reads its six rows in place;
+ *   - the M edge (m % MR rows at the end of a thread's range) is computed as
+ *     a thin tile of exactly those rows, two B panels at a time, instead of
+ *     a zero-padded MR-row tile through a temporary (m = 128 wasted 3%).
+ * Neither changes any element's arithmetic (the general kernel gives bitwise
+ * the packed kernel's values), so results stay independent of the path and
+ * of the number of threads.
  */
 
 /* ---- packing ---- */
@@ -68,9 +78,7 @@ static void FM_X(pack_a)(const CFG *cfg, int64_t mc, int64_t kc, const FT *a, in
     for (int64_t i0 = 0; i0 < mc; i0 += mr) {
         const int64_t mi = mc - i0 < mr ? mc - i0 : mr;
         const FT *ap = a + i0 * rsa;
-        if (mi == 6 && mr == 6 && csa == 1 && cfg->pack_a6) {
-            cfg->pack_a6(kc, ap, rsa, dst);
-        } else if (mi == 6 && mr == 6 && csa == 1) {
+        if (mi == 6 && mr == 6 && csa == 1) {
             /* Row-major A, the common case: six sequential read streams and
              * contiguous writes (constant MR lets the compiler keep all six
              * row pointers in registers). */
@@ -193,6 +201,35 @@ static void FM_X(tile)(const CFG *cfg, int64_t kc, const FT *ap, const FT *bp, F
         for (int64_t j = 0; j < nj; j++) c[i * rsc + j * csc] = ct[i * nr + j];
 }
 
+/* A tile through the general kernel (cfg->gen): mi <= MR rows, np B panels
+ * side by side (np * NR columns, nj of them inside C), A[i, p] at
+ * a[i * ars + p * acs]. Tiles that stick out of C (nj < np * NR) or a C
+ * without unit column stride go through an aligned temporary. */
+static void FM_X(tile_gen)(const CFG *cfg, int64_t kc, int mi, int np, const FT *a, int64_t ars,
+                           int64_t acs, const FT *bp, FT *c, int64_t rsc, int64_t csc,
+                           int64_t nj, const UKR_ARGS *args) {
+    const int nr = cfg->nr, w = np * nr;
+    if (nj == w && csc == 1) {
+        cfg->gen(mi, np, kc, a, ars, acs, bp, c, rsc, args);
+        return;
+    }
+    FT ct[FM_MR_MAX * 2 * FM_NR_MAX] __attribute__((aligned(64)));
+    FT bt[2 * FM_NR_MAX] __attribute__((aligned(64)));
+    UKR_ARGS targs = *args;
+    if (args->beta != 0) {
+        for (int64_t i = 0; i < mi; i++)
+            for (int64_t j = 0; j < w; j++)
+                ct[i * w + j] = j < nj ? c[i * rsc + j * csc] : (FT)0;
+    }
+    if (args->bias) {
+        for (int64_t j = 0; j < w; j++) bt[j] = j < nj ? args->bias[j] : (FT)0;
+        targs.bias = bt;
+    }
+    cfg->gen(mi, np, kc, a, ars, acs, bp, ct, w, &targs);
+    for (int64_t i = 0; i < mi; i++)
+        for (int64_t j = 0; j < nj; j++) c[i * rsc + j * csc] = ct[i * w + j];
+}
+
 /* Split `count` items into `parts` nearly equal contiguous ranges. */
 static inline void FM_X(split)(int64_t count, int parts, int idx, int64_t *lo, int64_t *hi) {
     *lo = count * idx / parts;
@@ -281,6 +318,12 @@ static void FM_X(run)(const CFG *cfg, const FM_X(prob) *pr, const FM_X(plan) *P,
     const int tm = P->tm, tn = P->tn, share_b = P->share_b;
     const int64_t mp = (m + mr - 1) / mr;
     const int ti = tid % tm, tj = tid / tm;
+    /* A row-major A (unit column stride) is read in place by the general
+     * kernel, with no packing: each tile's six rows are six sequential
+     * streams, and the block of A stays in L2 across the column panels just
+     * as the packed copy would. Packing it cost 3-6% of x @ W (each column
+     * thread of a 2-thread split packs all of x). */
+    const int rowa = cfg->gen != NULL && csa == 1;
     FT *abuf = (FT *)(ws + P->b_bytes + (size_t)tid * P->a_bytes);
     FT *bgrp = (FT *)ws + (size_t)(share_b ? tj : tid) * P->pan_grp * nr * P->kc_max;
     int64_t ip0, ip1;
@@ -317,16 +360,44 @@ static void FM_X(run)(const CFG *cfg, const FM_X(prob) *pr, const FM_X(plan) *P,
             args.act = last ? pr->act : FM_ACT_NONE;
             for (int64_t ic = i_lo; ic < i_hi; ic += MC) {
                 const int64_t mc = i_hi - ic < MC ? i_hi - ic : MC;
-                FM_X(pack_a)(cfg, mc, kc, a + ic * rsa + pc * csa, rsa, csa, abuf);
+                /* With a general kernel the M edge (mc % MR rows) is its own
+                 * thin tile, after the full ones. */
+                const int64_t mfull = cfg->gen ? mc / mr * mr : mc;
+                const FT *a_blk = a + ic * rsa + pc * csa;
+                if (!rowa) FM_X(pack_a)(cfg, mc, kc, a_blk, rsa, csa, abuf);
                 for (int64_t jp = jp0; jp < jp1; jp++) {
                     const int64_t j = jc + jp * nr;
                     const int64_t nj = n - j < nr ? n - j : nr;
                     const FT *bp = bgrp + (jp - jp0) * nr * kc;
+                    FT *cj = pr->c + ic * rsc + j * csc;
                     args.bias = (last && pr->bias) ? pr->bias + j : NULL;
-                    for (int64_t i = 0; i < mc; i += mr) {
-                        const int64_t mi = mc - i < mr ? mc - i : mr;
-                        FM_X(tile)(cfg, kc, abuf + i * kc, bp, pr->c + (ic + i) * rsc + j * csc,
-                                   rsc, csc, mi, nj, &args);
+                    if (rowa) {
+                        for (int64_t i = 0; i < mfull; i += mr)
+                            FM_X(tile_gen)(cfg, kc, mr, 1, a_blk + i * rsa, rsa, 1, bp,
+                                           cj + i * rsc, rsc, csc, nj, &args);
+                    } else {
+                        for (int64_t i = 0; i < mfull; i += mr) {
+                            const int64_t mi = mfull - i < mr ? mfull - i : mr;
+                            FM_X(tile)(cfg, kc, abuf + i * kc, bp, cj + i * rsc, rsc, csc, mi,
+                                       nj, &args);
+                        }
+                    }
+                }
+                if (mfull < mc) {
+                    /* The edge rows, two B panels at a time (enough FMA
+                     * chains for one or two rows). */
+                    const int mi = (int)(mc - mfull);
+                    const FT *ae = rowa ? a_blk + mfull * rsa : abuf + mfull * kc;
+                    const int64_t ars = rowa ? rsa : 1, acs = rowa ? 1 : mr;
+                    for (int64_t jp = jp0; jp < jp1;) {
+                        const int np = jp + 1 < jp1 ? 2 : 1;
+                        const int64_t j = jc + jp * nr;
+                        const int64_t nj = n - j < np * nr ? n - j : np * nr;
+                        args.bias = (last && pr->bias) ? pr->bias + j : NULL;
+                        FM_X(tile_gen)(cfg, kc, mi, np, ae, ars, acs, bgrp + (jp - jp0) * nr * kc,
+                                       pr->c + (ic + mfull) * rsc + j * csc, rsc, csc, nj,
+                                       &args);
+                        jp += np;
                     }
                 }
             }
@@ -375,8 +446,8 @@ static int FM_X(prepare)(const CFG *cfg, FM_X(prob) *pr, int64_t m, int64_t n, i
     if (m == 0 || n == 0) return FM_PATH_NONE;
     if (k == 0 || alpha == 0) return FM_PATH_SCALE;
 
-    /* Balanced K blocks: k = 784 with KC = 256 becomes 4 x ~196 rather than
-     * 3 x 256 + 16 (a thin last block pays a full pass over C for little
+    /* Balanced K blocks: k = 1100 with KC = 1024 becomes 2 x 552 rather than
+     * 1024 + 76 (a thin last block pays a full pass over C for little
      * work). Depends on k and the table only, so summation order is still
      * independent of the thread count (and of the small-m path). */
     const int64_t kblocks = (k + cfg->kc - 1) / cfg->kc;

@@ -60,6 +60,37 @@ void fm_dgemm_avx2_6x8(int64_t k, const double *a, const double *b, double *c,
                        int64_t rsc, const fm_dukr_args *args);
 
 
+/* General micro-kernels: the same tile arithmetic as the kernel above (per
+ * element: one FMA -- mul + add in the reference -- per k step in k order,
+ * then the same epilogue), for the tiles the packed kernel does not fit:
+ *   mi <= MR rows (the M edge: m % MR rows need not be computed as a full,
+ *   zero-padded MR-row tile), and
+ *   np = 1 or 2 B micro-panels side by side (np * NR columns; panel q at
+ *   b + q * NR * k), so that a thin edge still has enough independent FMA
+ *   chains to hide the FMA latency;
+ * with A read through strides: A[i, p] = a[i * ars + p * acs]. ars = 1,
+ * acs = MR is a packed A micro-panel; ars = rsa, acs = 1 is a row-major A read
+ * in place, with no packing. C: mi rows of np * NR columns, rows rsc apart,
+ * unit column stride; bias (if any) points at np * NR values. Every element
+ * comes out bitwise equal to what the packed kernel of the same architecture
+ * gives for it. */
+typedef void (*fm_sgemm_gen)(int mi, int np, int64_t k, const float *a, int64_t ars,
+                             int64_t acs, const float *b, float *c, int64_t rsc,
+                             const fm_sukr_args *args);
+typedef void (*fm_dgemm_gen)(int mi, int np, int64_t k, const double *a, int64_t ars,
+                             int64_t acs, const double *b, double *c, int64_t rsc,
+                             const fm_dukr_args *args);
+void fm_sgemm_ref_gen16(int mi, int np, int64_t k, const float *a, int64_t ars, int64_t acs,
+                        const float *b, float *c, int64_t rsc, const fm_sukr_args *args);
+void fm_dgemm_ref_gen8(int mi, int np, int64_t k, const double *a, int64_t ars, int64_t acs,
+                       const double *b, double *c, int64_t rsc, const fm_dukr_args *args);
+void fm_sgemm_avx2_gen16(int mi, int np, int64_t k, const float *a, int64_t ars, int64_t acs,
+                         const float *b, float *c, int64_t rsc, const fm_sukr_args *args);
+/* The AVX2 6 x 16 kernel on a row-major A read in place (A[i, p] =
+ * a[i * rsa + p]); fm_sgemm_avx2_gen16's full-tile case. */
+void fm_sgemm_avx2_6x16_rowa(int64_t k, const float *a, int64_t rsa, const float *b, float *c,
+                             int64_t rsc, const fm_sukr_args *args);
+
 /* Small-m kernels (no packing): C (m x n) = act(alpha * A @ B + beta * C +
  * bias) for a B with unit column stride (B[p, j] = b[p * rsb + j]) and any A
  * and C strides, summed in K blocks of kc exactly as the blocked driver does,
@@ -85,11 +116,9 @@ void fm_dgemm_smallm_avx2(int64_t m, int64_t n, int64_t k, int64_t kc, const dou
                           int64_t rsa, int64_t csa, const double *b, int64_t rsb, double *c,
                           int64_t rsc, int64_t csc, const fm_dukr_args *args);
 
-/* Packing kernels: six rows of a row-major (unit column stride) A into one
- * MR = 6 micro-panel of kc columns. Same result as the generic packer. */
-typedef void (*fm_spack_a6)(int64_t kc, const float *a, int64_t rsa, float *dst);
-void fm_spack_a6_avx2(int64_t kc, const float *a, int64_t rsa, float *dst);
-/* kc rows x 16 columns of a B with unit row stride (B[p, j] = b[p + j*csb])
+/* Packing kernels (same result as the generic packers of gemm/). A row-major
+ * A needs none where the table has a general kernel (it is read in place).
+ * kc rows x 16 columns of a B with unit row stride (B[p, j] = b[p + j*csb])
  * into one NR = 16 micro-panel. */
 typedef void (*fm_spack_b16t)(int64_t kc, const float *b, int64_t csb, float *dst);
 void fm_spack_b16t_avx2(int64_t kc, const float *b, int64_t csb, float *dst);

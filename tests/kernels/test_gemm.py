@@ -115,8 +115,8 @@ def arch_id(code):
 
 SHAPES = [(0, 5, 3), (5, 0, 3), (3, 5, 0), (1, 1, 1), (7, 13, 5), (97, 131, 61),
           (1000, 1, 1000), (1, 1000, 1),
-          (150, 600, 70),   # k > KC = 256 (three K blocks), m > MC (both dtypes)
-          (13, 300, 4100)]  # n > NC = 4080, k > KC
+          (150, 2100, 70),   # k > KC = 1024 (three K blocks), m > MC (both dtypes)
+          (13, 1100, 1100)]  # n > NC = 1024, k > KC
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -138,9 +138,9 @@ def test_blocking_matches_the_shapes_above():
     # change, these shapes must be revisited.
     for double in (False, True):
         info = _gemm.gemm_info(double)
-        assert info["kc"] < 300 and info["kc"] < 600
+        assert 2 * info["kc"] < 2100 and info["kc"] < 1100
         assert info["mc"] < 150
-        assert info["nc"] < 4100
+        assert info["nc"] < 1100
 
 
 @pytest.mark.parametrize("a_dt,b_dt", [(F32, F64), (F64, F32)], ids=["f32xf64", "f64xf32"])
@@ -832,10 +832,120 @@ def test_micro_kernel_avx2_present_when_cpu_supports_it():
         assert (info["mr"], info["nr"]) == (ref["mr"], ref["nr"])
 
 
+# ---------------------------------------------------------------- general micro-kernels
+
+def _uint(x):
+    return x.view(np.uint32 if x.dtype == F32 else np.uint64)
+
+
+GEN_EPILOGUES = [(1.0, 0.0, False, "none"), (-1.3, 0.75, True, "relu"),
+                 (0.5, 0.0, True, "sigmoid"), (2.0, 1.0, False, "tanh"),
+                 (1.0, -0.5, True, "leaky_relu")]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("k", [0, 1, 5, 203])
+@pytest.mark.parametrize("a_layout", ["packed", "rows"])
+def test_general_kernel_equals_packed_kernel_bitwise(rng, k, a_layout, dtype):
+    """The general kernel (M-edge tiles of mi < MR rows, one or two B panels,
+    A packed or read in place from a row-major matrix) gives every element
+    bitwise what the packed micro-kernel of the same architecture gives on
+    the zero-padded MR-row panel, with every epilogue; and the values agree
+    with a float64 reference. It writes only its mi x np*NR tile."""
+    double = dtype == F64
+    tested = 0
+    for arch in usable_archs():
+        info = _gemm.gemm_info(double, arch)
+        mr, nr = info["mr"], info["nr"]
+        eps = np.finfo(dtype).eps
+        case = 0
+        for mi in range(1, mr + 1):
+            for np_ in (1, 2):
+                alpha, beta, with_bias, act = GEN_EPILOGUES[case % len(GEN_EPILOGUES)]
+                case += 1
+                code = _gemm.ACTIVATIONS[ACT_CODES[act]]
+                A = make(rng, (mi, k), dtype)
+                if a_layout == "packed":
+                    panel = np.zeros((k, mr), dtype)
+                    panel[:, :mi] = A.T
+                    a_view = panel.T[:mi]  # A[i, p] at i + p * MR
+                else:
+                    big = make(rng, (mi, k + 7), dtype)
+                    big[:, 3:3 + k] = A
+                    a_view = big[:, 3:3 + k]  # row stride k + 7
+                w = np_ * nr
+                b_panels = make(rng, (np_ * k * nr,), dtype)
+                bias = make(rng, (w,), dtype) if with_bias else None
+                c0 = make(rng, (mi, w), dtype) if beta != 0 else np.full((mi, w), np.nan, dtype)
+                buf = np.full(mi * w + 2 * nr, 7.0, dtype)
+                c = buf[:mi * w].reshape(mi, w)
+                c[...] = c0
+                try:
+                    _gemm.gen_call(arch, a_view, b_panels, c, alpha, beta, bias, code, 0.2)
+                except ValueError:
+                    break  # this architecture has no general kernel for the dtype
+                assert (buf[mi * w:] == 7.0).all(), "the general kernel wrote past its tile"
+                full = np.zeros((k, mr), dtype)
+                full[:, :mi] = A.T
+                for q in range(np_):
+                    t = np.full((mr, nr), np.nan, dtype)
+                    if beta != 0:
+                        t[:mi] = c0[:, q * nr:(q + 1) * nr]
+                        t[mi:] = 0
+                    _gemm.ukr_call(arch, full.ravel(), b_panels[q * k * nr:(q + 1) * k * nr],
+                                   t, alpha, beta,
+                                   None if bias is None else bias[q * nr:(q + 1) * nr].copy(),
+                                   code, 0.2)
+                    got = c[:, q * nr:(q + 1) * nr]
+                    assert np.array_equal(_uint(got), _uint(t[:mi])), (arch_id(arch), mi, np_, q)
+                Bm = np.hstack([_f64(b_panels[q * k * nr:(q + 1) * k * nr]).reshape(k, nr)
+                                for q in range(np_)])
+                z = alpha * (_f64(A) @ Bm)
+                mag = abs(alpha) * (np.abs(_f64(A)) @ np.abs(Bm))
+                if beta != 0:
+                    z, mag = z + beta * _f64(c0), mag + abs(beta) * np.abs(_f64(c0))
+                if bias is not None:
+                    z, mag = z + _f64(bias), mag + np.abs(_f64(bias))
+                expected = _reference._act(z, ACT_CODES[act], 0.2)
+                tol = (k + 4) * eps * mag + 8 * eps * np.abs(expected) + 16 * np.finfo(dtype).tiny
+                assert (np.abs(_f64(c) - expected) <= tol).all(), (arch_id(arch), mi, np_)
+                tested += 1
+    # the reference architecture always has one
+    assert tested >= 2 * _gemm.gemm_info(double, _gemm.ARCH_REF)["mr"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape", [(128, 784, 256), (131, 2100, 50), (7, 30, 33), (50, 40, 1100),
+                                   (256, 128, 10)], ids=lambda s: "x".join(map(str, s)))
+def test_row_major_a_in_place_equals_packed_a_bitwise(rng, shape, dtype):
+    """A row-major A is read in place (no packing) where the architecture has
+    a general kernel; a Fortran-ordered copy of the same A is packed. Both
+    must give bitwise the same C, for 1 and 2 threads and with a fused
+    epilogue, M edges (m % 6) included."""
+    m, k, n = shape
+    a = make(rng, (m, k), dtype)
+    fa = np.asfortranarray(a)
+    b, bias = make(rng, (k, n), dtype), make(rng, (n,), dtype)
+    c0 = make(rng, (m, n), dtype)
+    for arch in usable_archs():
+        for nt in (1, 2):
+            outs = []
+            for x in (a, fa):
+                c = c0.copy()
+                _gemm.gemm(x, b, c, 0.5, -1.0, bias, _gemm.ACTIVATIONS["tanh"], 0.01, nt, arch)
+                outs.append(c)
+            assert np.array_equal(_uint(outs[0]), _uint(outs[1])), (arch_id(arch), nt)
+            if nt == 1:
+                expected = np.tanh(0.5 * (_f64(a) @ _f64(b)) - _f64(c0) + _f64(bias))
+                assert np.allclose(outs[0], expected, rtol=0,
+                                   atol=(k + 8) * np.finfo(dtype).eps * (1 + np.abs(_f64(a)) @ np.abs(_f64(b))).max())
+
+
 # ---------------------------------------------------------------- determinism across thread counts
 
 DET_CASES = [((300, 200, 100), False, False), ((128, 784, 256), True, False),
-             ((128, 784, 256), False, True), ((257, 300, 130), True, True)]
+             ((128, 784, 256), False, True), ((257, 300, 130), True, True),
+             ((131, 2100, 100), False, False)]  # K blocks, 5-row M edge
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

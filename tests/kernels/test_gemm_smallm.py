@@ -89,7 +89,7 @@ def test_tables_have_a_small_m_path():
 # (k, n): n = 1, n below / not a multiple of the vector width (8 floats,
 # 4 doubles) and of every chunk width, k = 1, k over several K blocks, and
 # rows of 0.5-4 KB (the one-row streaming kernel) with a ragged end
-KN = [(1, 1), (1, 37), (5, 1), (13, 8), (40, 61), (128, 10), (256, 130), (700, 130), (9, 1021)]
+KN = [(1, 1), (1, 37), (5, 1), (13, 8), (40, 61), (128, 10), (256, 130), (2100, 130), (9, 1021)]
 
 
 @pytest.mark.parametrize("arch", ARCHS, ids=ARCH_IDS)
@@ -207,7 +207,7 @@ def test_rows_equal_the_blocked_batch_bitwise(rng, dtype, arch):
     """Rows computed on the small-m path equal the same rows of a batch too
     tall for it (blocked, packed path): same K blocks, same arithmetic."""
     big_m = smallm(dtype, arch) + 3
-    for k, n in [(784, 256), (37, 21), (600, 9)]:
+    for k, n in [(784, 256), (37, 21), (2100, 9)]:  # 2100: three K blocks
         x = make(rng, (big_m, k), dtype)
         w, bias = make(rng, (k, n), dtype), make(rng, (n,), dtype)
         for act in [None] + ACTS:

@@ -9,6 +9,15 @@
  * accumulators before the store, so a fused linear layer does not make a
  * second pass over C.
  *
+ * The file holds the three forms of this tile (kernels/ukernel.h):
+ *   fm_sgemm_avx2_6x16       packed A micro-panel (6 values per k step);
+ *   fm_sgemm_avx2_6x16_rowa  row-major A read in place (no packing);
+ *   fm_sgemm_avx2_gen16      the general kernel: M-edge tiles of 1-5 rows
+ *                            (one or two B panels) and dispatch to the two
+ *                            above for full tiles.
+ * All three give every element the same FMA sequence and epilogue, so they
+ * are bitwise interchangeable (tests/kernels/test_gemm.py checks it).
+ *
  * Compiled with -mavx2 -mfma (per-file flags in setup.py); only called after
  * the run-time CPU check in gemm/config.c.
  */
@@ -23,6 +32,36 @@ static inline __m256 fm_s_epi(__m256 v, const float *cij, int has_beta, __m256 v
     if (has_beta) v = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(cij), v);
     if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
     return fm_s_act_avx2(v, act, vslope);
+}
+
+/* The tile's epilogue and store, shared by both kernels of this file. */
+static inline __attribute__((always_inline)) void fm_s_store_6x16(
+    float *restrict c, int64_t rsc, const fm_sukr_args *args, __m256 c00, __m256 c01,
+    __m256 c10, __m256 c11, __m256 c20, __m256 c21, __m256 c30, __m256 c31, __m256 c40,
+    __m256 c41, __m256 c50, __m256 c51) {
+    const __m256 valpha = _mm256_set1_ps(args->alpha);
+    const __m256 vbeta = _mm256_set1_ps(args->beta);
+    const __m256 vslope = _mm256_set1_ps(args->slope);
+    const int has_beta = args->beta != 0.0f;
+    const int act = args->act;
+    const float *bias0 = args->bias, *bias1 = args->bias ? args->bias + 8 : NULL;
+
+#define FM_S_ROW(i, x0, x1)                                                              \
+    do {                                                                                 \
+        float *ci = c + (i) * rsc;                                                       \
+        __m256 v0 = fm_s_epi(_mm256_mul_ps(valpha, x0), ci, has_beta, vbeta, bias0, act, vslope); \
+        __m256 v1 = fm_s_epi(_mm256_mul_ps(valpha, x1), ci + 8, has_beta, vbeta, bias1, act, vslope); \
+        _mm256_storeu_ps(ci, v0);                                                        \
+        _mm256_storeu_ps(ci + 8, v1);                                                    \
+    } while (0)
+
+    FM_S_ROW(0, c00, c01);
+    FM_S_ROW(1, c10, c11);
+    FM_S_ROW(2, c20, c21);
+    FM_S_ROW(3, c30, c31);
+    FM_S_ROW(4, c40, c41);
+    FM_S_ROW(5, c50, c51);
+#undef FM_S_ROW
 }
 
 #define FM_S_STEP(u)                                                           \
@@ -170,27 +209,262 @@ void fm_sgemm_avx2_6x16(int64_t k, const float *restrict a, const float *restric
         b += 16;
     }
 
+    fm_s_store_6x16(c, rsc, args, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
+}
+
+/* One k step of the in-place kernel: A[i, p] at a[i * rsa + p]. */
+#define FM_S_STEP_ROWA(u)                                                      \
+    do {                                                                       \
+        const __m256 b0 = _mm256_loadu_ps(b + 16 * (u));                       \
+        const __m256 b1 = _mm256_loadu_ps(b + 16 * (u) + 8);                   \
+        __m256 av;                                                             \
+        av = _mm256_broadcast_ss(a + (u));                                     \
+        c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);\
+        av = _mm256_broadcast_ss(a + rsa + (u));                               \
+        c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);\
+        av = _mm256_broadcast_ss(a + 2 * rsa + (u));                           \
+        c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);\
+        av = _mm256_broadcast_ss(a3 + (u));                                    \
+        c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);\
+        av = _mm256_broadcast_ss(a3 + rsa + (u));                              \
+        c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);\
+        av = _mm256_broadcast_ss(a3 + 2 * rsa + (u));                          \
+        c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);\
+    } while (0)
+
+/* The same kernel on a row-major A read in place: A[i, p] = a[i * rsa + p]
+ * (six rows, each a sequential stream), so a row-major A -- x in x @ W, g in
+ * g @ W.T -- needs no packing at all. BLIS's "sup" kernels read A the same
+ * way. Per element the arithmetic is the packed kernel's, in the same order,
+ * so the two give bitwise the same tile. */
+void fm_sgemm_avx2_6x16_rowa(int64_t k, const float *restrict a, int64_t rsa,
+                             const float *restrict b, float *restrict c, int64_t rsc,
+                             const fm_sukr_args *args) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    const int64_t rs = rsa * (int64_t)sizeof(float);
+
+    for (int i = 0; i < 6; i++) {
+        _mm_prefetch((const char *)(c + i * rsc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * rsc + 15), _MM_HINT_T0);
+    }
+
+    /* Rows 0-2 are addressed from r8 (a), rows 3-5 from r9 (a + 3 rows),
+     * with the row stride in a register (base + stride * 1 or 2): no pointer
+     * per row. The cursors live in scratch registers because an asm
+     * statement takes at most 30 operands. */
+    int64_t p = k & ~(int64_t)3;
+    int64_t iters = k >> 2;
+    if (iters > 0) {
+        __asm__ volatile(
+            "movq %[a], %%r8\n\t"
+            "leaq (%[a],%[rs],2), %%r9\n\t"
+            "addq %[rs], %%r9\n\t"
+            "movq %[b], %%r10\n\t"
+            "1:\n\t"
+            /* Each row advances 16 bytes per iteration: fetch its line
+             * 128 bytes (two lines) ahead. */
+            "vmovups 0(%%r10), %%ymm13\n\t"
+            "vmovups 32(%%r10), %%ymm14\n\t"
+            "vbroadcastss 0(%%r8), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
+            "vbroadcastss 0(%%r8,%[rs],1), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
+            "vbroadcastss 0(%%r8,%[rs],2), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
+            "vbroadcastss 0(%%r9), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
+            "vbroadcastss 0(%%r9,%[rs],1), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
+            "vbroadcastss 0(%%r9,%[rs],2), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
+            "vmovups 64(%%r10), %%ymm13\n\t"
+            "vmovups 96(%%r10), %%ymm14\n\t"
+            "vbroadcastss 4(%%r8), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
+            "vbroadcastss 4(%%r8,%[rs],1), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
+            "vbroadcastss 4(%%r8,%[rs],2), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
+            "vbroadcastss 4(%%r9), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
+            "vbroadcastss 4(%%r9,%[rs],1), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
+            "vbroadcastss 4(%%r9,%[rs],2), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
+            "vmovups 128(%%r10), %%ymm13\n\t"
+            "vmovups 160(%%r10), %%ymm14\n\t"
+            "vbroadcastss 8(%%r8), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
+            "vbroadcastss 8(%%r8,%[rs],1), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
+            "vbroadcastss 8(%%r8,%[rs],2), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
+            "vbroadcastss 8(%%r9), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
+            "vbroadcastss 8(%%r9,%[rs],1), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
+            "vbroadcastss 8(%%r9,%[rs],2), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
+            "vmovups 192(%%r10), %%ymm13\n\t"
+            "vmovups 224(%%r10), %%ymm14\n\t"
+            "vbroadcastss 12(%%r8), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
+            "vbroadcastss 12(%%r8,%[rs],1), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
+            "vbroadcastss 12(%%r8,%[rs],2), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
+            "vbroadcastss 12(%%r9), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
+            "vbroadcastss 12(%%r9,%[rs],1), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
+            "vbroadcastss 12(%%r9,%[rs],2), %%ymm15\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
+            "addq $16, %%r8\n\t"
+            "addq $16, %%r9\n\t"
+            "addq $256, %%r10\n\t"
+            "decq %[it]\n\t"
+            "jnz 1b\n\t"
+            : [it] "+r"(iters),
+              [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),
+              [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),
+              [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51)
+            : [a] "r"(a), [b] "r"(b), [rs] "r"(rs)
+            : "r8", "r9", "r10", "xmm13", "xmm14", "xmm15", "memory", "cc");
+        a += p;
+        b += 16 * p;
+    }
+    const float *a3 = a + 3 * rsa;
+    for (; p < k; p++) {
+        FM_S_STEP_ROWA(0);
+        a += 1;
+        a3 += 1;
+        b += 16;
+    }
+    fm_s_store_6x16(c, rsc, args, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
+}
+
+/* ---- the general kernel (ukernel.h fm_sgemm_gen): M-edge tiles and dispatch ----
+ *
+ * An M-edge tile (mi < 6 rows: m = 128 is 21 x 6 + 2) computed as a full,
+ * zero-padded 6-row tile costs a whole tile (3% of a 128-row product) plus a
+ * copy through a temporary. Here it costs mi rows: MI x 2 NP accumulators in
+ * registers, and for one or two rows two B panels side by side, so that at
+ * least 8 independent FMA chains cover the FMA latency (4 cycles, 2 pipes).
+ * MI, NP are compile-time constants (always_inline), so acc[][] lives in
+ * registers. */
+static inline __attribute__((always_inline)) void fm_s_gen_tile(
+    const int MI, const int NP, int64_t k, const float *restrict a, int64_t ars, int64_t acs,
+    const float *restrict b, float *restrict c, int64_t rsc, const fm_sukr_args *args) {
+    __m256 acc[6][4];
+    const int64_t ps = 16 * k;  /* B panel stride */
+    for (int i = 0; i < MI; i++)
+        for (int v = 0; v < 2 * NP; v++) acc[i][v] = _mm256_setzero_ps();
+    for (int i = 0; i < MI; i++) {
+        _mm_prefetch((const char *)(c + i * rsc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * rsc + 16 * NP - 1), _MM_HINT_T0);
+    }
+    for (int64_t p = 0; p < k; p++) {
+        __m256 bv[4];
+        for (int q = 0; q < NP; q++) {
+            bv[2 * q] = _mm256_loadu_ps(b + q * ps + p * 16);
+            bv[2 * q + 1] = _mm256_loadu_ps(b + q * ps + p * 16 + 8);
+        }
+        for (int i = 0; i < MI; i++) {
+            const __m256 av = _mm256_broadcast_ss(a + i * ars + p * acs);
+            for (int v = 0; v < 2 * NP; v++) acc[i][v] = _mm256_fmadd_ps(av, bv[v], acc[i][v]);
+        }
+    }
+    /* acc is indexed by constants only (fully unrolled loops), so it stays
+     * in registers; the epilogue, a loop the compiler need not unroll, works
+     * on a copy stored once (indexing acc there would keep it in memory,
+     * with a store per FMA). */
+    float sums[6][32] __attribute__((aligned(32)));
+    for (int i = 0; i < MI; i++)
+        for (int v = 0; v < 2 * NP; v++) _mm256_store_ps(sums[i] + 8 * v, acc[i][v]);
+    /* The packed kernel's epilogue, vector by vector (fm_s_store_6x16). */
     const __m256 valpha = _mm256_set1_ps(args->alpha);
     const __m256 vbeta = _mm256_set1_ps(args->beta);
     const __m256 vslope = _mm256_set1_ps(args->slope);
     const int has_beta = args->beta != 0.0f;
-    const int act = args->act;
-    const float *bias0 = args->bias, *bias1 = args->bias ? args->bias + 8 : NULL;
+    for (int i = 0; i < MI; i++)
+        for (int v = 0; v < 2 * NP; v++) {
+            float *cij = c + i * rsc + 8 * v;
+            const float *bias = args->bias ? args->bias + 8 * v : NULL;
+            _mm256_storeu_ps(cij, fm_s_epi(_mm256_mul_ps(valpha, _mm256_load_ps(sums[i] + 8 * v)), cij, has_beta,
+                                           vbeta, bias, args->act, vslope));
+        }
+}
 
-#define FM_S_ROW(i, x0, x1)                                                              \
-    do {                                                                                 \
-        float *ci = c + (i) * rsc;                                                       \
-        __m256 v0 = fm_s_epi(_mm256_mul_ps(valpha, x0), ci, has_beta, vbeta, bias0, act, vslope); \
-        __m256 v1 = fm_s_epi(_mm256_mul_ps(valpha, x1), ci + 8, has_beta, vbeta, bias1, act, vslope); \
-        _mm256_storeu_ps(ci, v0);                                                        \
-        _mm256_storeu_ps(ci + 8, v1);                                                    \
-    } while (0)
+/* Everything but a full tile; kept out of line so that the full tiles'
+ * dispatch below stays a plain tail call (this function's frame -- the
+ * sums array, the saved registers -- is not small). */
+static __attribute__((noinline)) void fm_s_gen_other(int mi, int np, int64_t k, const float *a,
+                                                     int64_t ars, int64_t acs, const float *b,
+                                                     float *c, int64_t rsc,
+                                                     const fm_sukr_args *args) {
+    if (np == 2 && mi <= 2) {
+        if (mi == 2) fm_s_gen_tile(2, 2, k, a, ars, acs, b, c, rsc, args);
+        else fm_s_gen_tile(1, 2, k, a, ars, acs, b, c, rsc, args);
+        return;
+    }
+    /* One panel at a time (mi > 2 has enough chains in one panel). */
+    fm_sukr_args pa = *args;
+    for (int q = 0; q < np; q++) {
+        const float *bq = b + q * 16 * k;
+        float *cq = c + 16 * q;
+        pa.bias = args->bias ? args->bias + 16 * q : NULL;
+        switch (mi) {
+        case 6:
+            if (acs == 1) fm_sgemm_avx2_6x16_rowa(k, a, ars, bq, cq, rsc, &pa);
+            else if (ars == 1 && acs == 6) fm_sgemm_avx2_6x16(k, a, bq, cq, rsc, &pa);
+            else fm_s_gen_tile(6, 1, k, a, ars, acs, bq, cq, rsc, &pa);
+            break;
+        case 5: fm_s_gen_tile(5, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
+        case 4: fm_s_gen_tile(4, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
+        case 3: fm_s_gen_tile(3, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
+        case 2: fm_s_gen_tile(2, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
+        case 1: fm_s_gen_tile(1, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
+        default: break;
+        }
+    }
+}
 
-    FM_S_ROW(0, c00, c01);
-    FM_S_ROW(1, c10, c11);
-    FM_S_ROW(2, c20, c21);
-    FM_S_ROW(3, c30, c31);
-    FM_S_ROW(4, c40, c41);
-    FM_S_ROW(5, c50, c51);
-#undef FM_S_ROW
+void fm_sgemm_avx2_gen16(int mi, int np, int64_t k, const float *a, int64_t ars, int64_t acs,
+                         const float *b, float *c, int64_t rsc, const fm_sukr_args *args) {
+    if (mi == 6 && np == 1 && acs == 1) {
+        fm_sgemm_avx2_6x16_rowa(k, a, ars, b, c, rsc, args);
+    } else if (mi == 6 && np == 1 && ars == 1 && acs == 6) {
+        fm_sgemm_avx2_6x16(k, a, b, c, rsc, args);
+    } else {
+        fm_s_gen_other(mi, np, k, a, ars, acs, b, c, rsc, args);
+    }
 }

@@ -38,3 +38,36 @@
 
 FM_DEFINE_REF_UKR(fm_sgemm_ref_6x16, float, fm_sukr_args, fm_act_scalar_s, 6, 16)
 FM_DEFINE_REF_UKR(fm_dgemm_ref_6x8, double, fm_dukr_args, fm_act_scalar_d, 6, 8)
+
+/* The general kernels (ukernel.h): mi <= MR rows, np B panels, strided A.
+ * The same accumulation and epilogue per element as the kernels above. */
+#define FM_DEFINE_REF_GEN(NAME, FT, ARGS, ACT, MR, NR)                         \
+    void NAME(int mi, int np, int64_t k, const FT *a, int64_t ars, int64_t acs,  \
+              const FT *b, FT *c, int64_t rsc, const ARGS *args) {             \
+        FT acc[MR][2 * NR];                                                    \
+        const int nc = np * NR;                                                \
+        for (int i = 0; i < mi; i++)                                           \
+            for (int j = 0; j < nc; j++) acc[i][j] = 0;                        \
+        for (int64_t p = 0; p < k; p++) {                                      \
+            for (int i = 0; i < mi; i++) {                                     \
+                FT ai = a[i * ars + p * acs];                                  \
+                for (int q = 0; q < np; q++) {                                 \
+                    const FT *bp = b + q * NR * k + p * NR;                    \
+                    for (int j = 0; j < NR; j++) acc[i][q * NR + j] += ai * bp[j]; \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+        const FT alpha = args->alpha, beta = args->beta;                       \
+        for (int i = 0; i < mi; i++) {                                         \
+            FT *ci = c + i * rsc;                                              \
+            for (int j = 0; j < nc; j++) {                                     \
+                FT v = alpha * acc[i][j];                                      \
+                if (beta != 0) v += beta * ci[j];                              \
+                if (args->bias) v += args->bias[j];                            \
+                ci[j] = ACT(v, args->act, args->slope);                        \
+            }                                                                  \
+        }                                                                      \
+    }
+
+FM_DEFINE_REF_GEN(fm_sgemm_ref_gen16, float, fm_sukr_args, fm_act_scalar_s, 6, 16)
+FM_DEFINE_REF_GEN(fm_dgemm_ref_gen8, double, fm_dukr_args, fm_act_scalar_d, 6, 8)
