@@ -10,44 +10,13 @@
 #include "../ukernel.h"
 #include "../epilogue.h"
 
-#define FM_DEFINE_REF_UKR(NAME, FT, ARGS, ACT, MR, NR)                         \
-    void NAME(int64_t k, const FT *a, const FT *b, FT *c, int64_t rsc,         \
-              const ARGS *args) {                                              \
-        FT acc[MR][NR];                                                        \
-        for (int i = 0; i < MR; i++)                                           \
-            for (int j = 0; j < NR; j++) acc[i][j] = 0;                        \
-        for (int64_t p = 0; p < k; p++) {                                      \
-            const FT *ap = a + p * MR, *bp = b + p * NR;                       \
-            for (int i = 0; i < MR; i++) {                                     \
-                FT ai = ap[i];                                                 \
-                for (int j = 0; j < NR; j++) acc[i][j] += ai * bp[j];          \
-            }                                                                  \
-        }                                                                      \
-        const FT alpha = args->alpha, beta = args->beta;                       \
-        for (int i = 0; i < MR; i++) {                                         \
-            FT *ci = c + i * rsc;                                              \
-            for (int j = 0; j < NR; j++) {                                     \
-                /* beta == 0 must not read C: it may hold NaN or garbage. */   \
-                FT v = alpha * acc[i][j];                                      \
-                if (beta != 0) v += beta * ci[j];                              \
-                if (args->bias) v += args->bias[j];                            \
-                ci[j] = ACT(v, args->act, args->slope);                        \
-            }                                                                  \
-        }                                                                      \
-    }
-
-FM_DEFINE_REF_UKR(fm_sgemm_ref_6x16, float, fm_sukr_args, fm_act_scalar_s, 6, 16)
-FM_DEFINE_REF_UKR(fm_dgemm_ref_6x8, double, fm_dukr_args, fm_act_scalar_d, 6, 8)
-
 /* The general kernels (ukernel.h): mi <= MR rows, np B panels, strided A.
- * The same accumulation and epilogue per element as the kernels above. */
+ * beta == 0 must not read C: it may hold NaN or garbage. */
 #define FM_DEFINE_REF_GEN(NAME, FT, ARGS, ACT, MR, NR)                         \
     void NAME(int mi, int np, int64_t k, const FT *a, int64_t ars, int64_t acs,  \
               const FT *b, FT *c, int64_t rsc, const ARGS *args) {             \
-        FT acc[MR][2 * NR];                                                    \
+        FT acc[MR][2 * NR] = {{0}};                                            \
         const int nc = np * NR;                                                \
-        for (int i = 0; i < mi; i++)                                           \
-            for (int j = 0; j < nc; j++) acc[i][j] = 0;                        \
         for (int64_t p = 0; p < k; p++) {                                      \
             for (int i = 0; i < mi; i++) {                                     \
                 FT ai = a[i * ars + p * acs];                                  \
@@ -71,3 +40,15 @@ FM_DEFINE_REF_UKR(fm_dgemm_ref_6x8, double, fm_dukr_args, fm_act_scalar_d, 6, 8)
 
 FM_DEFINE_REF_GEN(fm_sgemm_ref_gen16, float, fm_sukr_args, fm_act_scalar_s, 6, 16)
 FM_DEFINE_REF_GEN(fm_dgemm_ref_gen8, double, fm_dukr_args, fm_act_scalar_d, 6, 8)
+
+/* The packed micro-kernels: a full MR-row tile, one panel, A packed (A[i, p]
+ * at a[i + p * MR]). */
+void fm_sgemm_ref_6x16(int64_t k, const float *a, const float *b, float *c, int64_t rsc,
+                       const fm_sukr_args *args) {
+    fm_sgemm_ref_gen16(6, 1, k, a, 1, 6, b, c, rsc, args);
+}
+
+void fm_dgemm_ref_6x8(int64_t k, const double *a, const double *b, double *c, int64_t rsc,
+                      const fm_dukr_args *args) {
+    fm_dgemm_ref_gen8(6, 1, k, a, 1, 6, b, c, rsc, args);
+}
