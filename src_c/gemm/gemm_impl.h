@@ -173,61 +173,56 @@ static void FM_X(scale_only)(int64_t m, int64_t n, FT beta, FT *c, int64_t rsc, 
         }
 }
 
-/* One micro-tile: full tiles with unit column stride go straight to the
- * kernel; edge tiles and strided C go through an aligned MR x NR temporary
- * (the kernel always sees a full tile, so the arithmetic per element is the
- * same as for interior tiles). */
-static void FM_X(tile)(const CFG *cfg, int64_t kc, const FT *ap, const FT *bp, FT *c,
-                       int64_t rsc, int64_t csc, int64_t mi, int64_t nj, const UKR_ARGS *args) {
-    const int mr = cfg->mr, nr = cfg->nr;
-    if (mi == mr && nj == nr && csc == 1) {
-        cfg->ukr(kc, ap, bp, c, rsc, args);
-        return;
-    }
-    FT ct[FM_MR_MAX * FM_NR_MAX] __attribute__((aligned(64)));
-    FT bt[FM_NR_MAX] __attribute__((aligned(64)));
-    UKR_ARGS targs = *args;
-    if (args->beta != 0) {
-        for (int64_t i = 0; i < mr; i++)
-            for (int64_t j = 0; j < nr; j++)
-                ct[i * nr + j] = (i < mi && j < nj) ? c[i * rsc + j * csc] : (FT)0;
-    }
-    if (args->bias) {
-        for (int64_t j = 0; j < nr; j++) bt[j] = j < nj ? args->bias[j] : (FT)0;
-        targs.bias = bt;
-    }
-    cfg->ukr(kc, ap, bp, ct, nr, &targs);
-    for (int64_t i = 0; i < mi; i++)
-        for (int64_t j = 0; j < nj; j++) c[i * rsc + j * csc] = ct[i * nr + j];
-}
-
-/* A tile through the general kernel (cfg->gen): mi <= MR rows, np B panels
- * side by side (np * NR columns, nj of them inside C), A[i, p] at
- * a[i * ars + p * acs]. Tiles that stick out of C (nj < np * NR) or a C
- * without unit column stride go through an aligned temporary. */
-static void FM_X(tile_gen)(const CFG *cfg, int64_t kc, int mi, int np, const FT *a, int64_t ars,
-                           int64_t acs, const FT *bp, FT *c, int64_t rsc, int64_t csc,
-                           int64_t nj, const UKR_ARGS *args) {
-    const int nr = cfg->nr, w = np * nr;
-    if (nj == w && csc == 1) {
-        cfg->gen(mi, np, kc, a, ars, acs, bp, c, rsc, args);
-        return;
-    }
+/* A tile that sticks out of C (mi < MR rows for the packed kernel, nj
+ * columns short of its width) or a C without unit column stride: computed
+ * into an aligned temporary, then copied out. use_gen = 0: the packed kernel
+ * on the MR-row panel a (it writes all MR rows of the temporary; the arithmetic
+ * per element is that of an interior tile); use_gen = 1: the general kernel,
+ * mi rows, np panels, A[i, p] at a[i * ars + p * acs]. Out of line: its frame
+ * is large, and the interior tiles' calls below must stay plain calls. */
+static __attribute__((noinline)) void FM_X(tile_tmp)(const CFG *cfg, int use_gen, int64_t kc,
+                                                     int mi, int np, const FT *a, int64_t ars,
+                                                     int64_t acs, const FT *bp, FT *c,
+                                                     int64_t rsc, int64_t csc, int64_t nj,
+                                                     const UKR_ARGS *args) {
+    const int w = np * cfg->nr, rows = use_gen ? mi : cfg->mr;
     FT ct[FM_MR_MAX * 2 * FM_NR_MAX] __attribute__((aligned(64)));
     FT bt[2 * FM_NR_MAX] __attribute__((aligned(64)));
     UKR_ARGS targs = *args;
     if (args->beta != 0) {
-        for (int64_t i = 0; i < mi; i++)
+        for (int64_t i = 0; i < rows; i++)
             for (int64_t j = 0; j < w; j++)
-                ct[i * w + j] = j < nj ? c[i * rsc + j * csc] : (FT)0;
+                ct[i * w + j] = (i < mi && j < nj) ? c[i * rsc + j * csc] : (FT)0;
     }
     if (args->bias) {
         for (int64_t j = 0; j < w; j++) bt[j] = j < nj ? args->bias[j] : (FT)0;
         targs.bias = bt;
     }
-    cfg->gen(mi, np, kc, a, ars, acs, bp, ct, w, &targs);
+    if (use_gen) cfg->gen(mi, np, kc, a, ars, acs, bp, ct, w, &targs);
+    else cfg->ukr(kc, a, bp, ct, w, &targs);
     for (int64_t i = 0; i < mi; i++)
         for (int64_t j = 0; j < nj; j++) c[i * rsc + j * csc] = ct[i * w + j];
+}
+
+/* One micro-tile from a packed A panel: a full tile with unit column stride
+ * goes straight to the kernel (inline: at k = 128 a tile is ~800 cycles,
+ * and a wrapper call per tile was 1-1.5% of x.T @ g), the rest through the
+ * temporary. */
+static inline __attribute__((always_inline)) void FM_X(tile)(
+    const CFG *cfg, int64_t kc, const FT *ap, const FT *bp, FT *c, int64_t rsc, int64_t csc,
+    int64_t mi, int64_t nj, const UKR_ARGS *args) {
+    if (mi == cfg->mr && nj == cfg->nr && csc == 1) cfg->ukr(kc, ap, bp, c, rsc, args);
+    else FM_X(tile_tmp)(cfg, 0, kc, (int)mi, 1, ap, 1, cfg->mr, bp, c, rsc, csc, nj, args);
+}
+
+/* The same through the general kernel (cfg->gen): mi <= MR rows, np B panels
+ * side by side (np * NR columns, nj of them inside C), A[i, p] at
+ * a[i * ars + p * acs]. */
+static inline __attribute__((always_inline)) void FM_X(tile_gen)(
+    const CFG *cfg, int64_t kc, int mi, int np, const FT *a, int64_t ars, int64_t acs,
+    const FT *bp, FT *c, int64_t rsc, int64_t csc, int64_t nj, const UKR_ARGS *args) {
+    if (nj == np * cfg->nr && csc == 1) cfg->gen(mi, np, kc, a, ars, acs, bp, c, rsc, args);
+    else FM_X(tile_tmp)(cfg, 1, kc, mi, np, a, ars, acs, bp, c, rsc, csc, nj, args);
 }
 
 /* Split `count` items into `parts` nearly equal contiguous ranges. */
@@ -371,32 +366,13 @@ static void FM_X(run)(const CFG *cfg, const FM_X(prob) *pr, const FM_X(plan) *P,
                     const FT *bp = bgrp + (jp - jp0) * nr * kc;
                     FT *cj = pr->c + ic * rsc + j * csc;
                     args.bias = (last && pr->bias) ? pr->bias + j : NULL;
-                    /* Interior tiles call the kernel directly: at k = 128 a
-                     * tile is ~800 cycles, and a wrapper call per tile was
-                     * 1-1.5% of x.T @ g. */
-                    if (nj == nr && csc == 1) {
-                        if (rowa) {
-                            for (int64_t i = 0; i < mfull; i += mr)
-                                cfg->gen(mr, 1, kc, a_blk + i * rsa, rsa, 1, bp, cj + i * rsc,
-                                         rsc, &args);
-                        } else {
-                            for (int64_t i = 0; i + mr <= mfull; i += mr)
-                                cfg->ukr(kc, abuf + i * kc, bp, cj + i * rsc, rsc, &args);
-                            if (mfull % mr)
-                                FM_X(tile)(cfg, kc, abuf + mfull / mr * mr * kc, bp,
-                                           cj + mfull / mr * mr * rsc, rsc, csc, mfull % mr, nj,
-                                           &args);
-                        }
-                    } else if (rowa) {
-                        for (int64_t i = 0; i < mfull; i += mr)
+                    for (int64_t i = 0; i < mfull; i += mr) {
+                        if (rowa)
                             FM_X(tile_gen)(cfg, kc, mr, 1, a_blk + i * rsa, rsa, 1, bp,
                                            cj + i * rsc, rsc, csc, nj, &args);
-                    } else {
-                        for (int64_t i = 0; i < mfull; i += mr) {
-                            const int64_t mi = mfull - i < mr ? mfull - i : mr;
-                            FM_X(tile)(cfg, kc, abuf + i * kc, bp, cj + i * rsc, rsc, csc, mi,
-                                       nj, &args);
-                        }
+                        else
+                            FM_X(tile)(cfg, kc, abuf + i * kc, bp, cj + i * rsc, rsc, csc,
+                                       mfull - i < mr ? mfull - i : mr, nj, &args);
                     }
                 }
                 if (mfull < mc) {
