@@ -27,6 +27,7 @@ cdef extern from "fastmlp.h" nogil:
         int64_t kc
         int64_t nc
         int64_t smallm
+        int64_t hot_a_bytes
 
     int fm_cpu_has_avx2()
     int fm_cpu_has_fma()

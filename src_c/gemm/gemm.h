@@ -136,6 +136,12 @@ void fm_workspace_release(void *p, int owned);
  * 1x256x256 float32 2.8 us against 3.7 us, 1x256x128 no gain; starting
  * the team costs ~0.5-1 us while its threads still spin). Problem size only,
  * never results. */
+/* The blocked path packs B panels just before use ("hot", gemm_impl.h) when
+ * A is read in place and one thread's rows of A take at most this many bytes
+ * per K block: they then stream from L2 (or L3) once per pair of B panels.
+ * 784-256 layer, batch 128: x is 400 KB. Order only, never results. */
+#define FM_GEMM_HOT_A_BYTES ((int64_t)512 << 10)
+
 #define FM_SMALLM_MIN_BYTES_PER_THREAD ((int64_t)128 << 10)
 #define FM_SMALLM_MIN_MACS_PER_THREAD ((int64_t)1 << 17)
 

@@ -7,6 +7,9 @@
  * key, so concurrent calls from several threads never share a buffer, and
  * the key's destructor frees it when the thread exits.
  */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200112L /* posix_memalign under -std=c11 */
+#endif
 #include <stdlib.h>
 #include <stdint.h>
 #include "gemm.h"
