@@ -96,10 +96,8 @@ def _real(value, name, func):
 
 def _needs_temp(out, *inputs):
     """True when `out` cannot be written in place: it overlaps an input, or
-    its strides are not whole elements."""
-    if not _element_strided(out):
-        return True
-    return any(x is not None and np.may_share_memory(out, x) for x in inputs)
+    it is misaligned or its strides are not whole elements."""
+    return _gemm.needs_temp(out, inputs)
 
 
 def _activation_code(activation, func):

@@ -13,6 +13,7 @@ reads any row/column strides in place.
 from libc.stdint cimport int64_t
 from cython cimport floating
 cimport numpy as cnp
+import numpy as np
 
 from fastmlp._core.fastmlp_c cimport *
 from fastmlp._core._ndarray cimport estride as _estride, operand
@@ -163,6 +164,51 @@ def gemm_info(bint double_precision, int arch=FM_ARCH_AUTO):
     return dict(name=info.name.decode(), arch=fm_arch_name(info.arch).decode(), mr=info.mr,
                 nr=info.nr, mc=info.mc, kc=info.kc, nc=info.nc, smallm=info.smallm,
                 hot_a_bytes=info.hot_a_bytes)
+
+
+cdef bint _byte_extent(cnp.ndarray x, Py_ssize_t *lo, Py_ssize_t *hi):
+    """[lo, hi): the bytes x spans (strides of any sign); False if it has no elements."""
+    cdef Py_ssize_t l = <Py_ssize_t>cnp.PyArray_DATA(x), h = l, n, s
+    cdef int d
+    for d in range(cnp.PyArray_NDIM(x)):
+        n = cnp.PyArray_DIM(x, d)
+        if n == 0:
+            return False
+        s = cnp.PyArray_STRIDE(x, d) * (n - 1)
+        if s < 0:
+            l += s
+        else:
+            h += s
+    lo[0] = l
+    hi[0] = h + cnp.PyArray_ITEMSIZE(x)
+    return True
+
+
+def needs_temp(out, inputs):
+    """True when the kernels cannot write the ndarray `out` in place: it is not
+    aligned, a stride is not a whole number of elements, or the bytes it spans
+    overlap those an input spans (the bounds test of numpy.may_share_memory,
+    in one call: for small products NumPy's per-input calls cost more than the
+    kernel). `inputs`: a tuple of arrays or None (skipped)."""
+    cdef cnp.ndarray o = <cnp.ndarray?>out
+    cdef int d
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(o), olo, ohi, lo, hi
+    if not cnp.PyArray_ISALIGNED(o):
+        return True
+    for d in range(cnp.PyArray_NDIM(o)):
+        if cnp.PyArray_STRIDE(o, d) % isz:
+            return True
+    if not _byte_extent(o, &olo, &ohi):
+        return False
+    for x in inputs:
+        if x is None:
+            continue
+        if not cnp.PyArray_Check(x):
+            if np.may_share_memory(out, x):
+                return True
+        elif _byte_extent(<cnp.ndarray>x, &lo, &hi) and lo < ohi and olo < hi:
+            return True
+    return False
 
 
 def arch_names():

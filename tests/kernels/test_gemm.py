@@ -430,6 +430,26 @@ def test_matmul_out_aliases_input(rng, n, dtype):
     assert_gemm(out, a0, b0)
 
 
+def test_needs_temp_is_numpys_bounds_test():
+    """ops decides whether `out` can be written in place with one compiled
+    bounds test (_gemm.needs_temp): it must agree with numpy.may_share_memory
+    (also a bounds test) on views with strides of any sign, empty views and
+    unrelated arrays, skip None, and refuse misaligned or fractional-stride outs."""
+    base = np.zeros((40, 50))
+    views = [base, base[::2], base[:, ::-1], base[5:9, 7:30], base.T, base[::-3, 1::4],
+             base[10:10], base[:, 3], base[39, 49:], np.zeros(5), base[20:, :].T]
+    for o in views:
+        for x in views:
+            assert _gemm.needs_temp(o, (x,)) == np.may_share_memory(o, x)
+        assert _gemm.needs_temp(o, (None, np.zeros(3))) is False
+    raw = np.zeros(8 * 11, np.uint8)
+    misaligned = raw[1:81].view(np.float64)
+    assert not misaligned.flags.aligned
+    assert _gemm.needs_temp(misaligned, ())
+    fractional = np.lib.stride_tricks.as_strided(base, shape=(3, 3), strides=(12, 8))
+    assert _gemm.needs_temp(fractional, ())
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_out_partially_overlaps_input(rng, dtype):
     m, k, n = 20, 15, 12
