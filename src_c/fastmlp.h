@@ -68,9 +68,9 @@ typedef struct {
     int mr, nr;         /* register block */
     int64_t mc, kc, nc; /* cache blocks: A block mc x kc in L2, B block kc x nc in L3 */
     int64_t smallm;     /* m <= smallm with a unit-column-stride B skips packing (0: never) */
-    int64_t hot_a_bytes; /* a row-major A read in place whose rows of one thread take at
-                          * most this many bytes per K block: B panels are packed just
-                          * before use (0: never; order only, never results) */
+    int64_t hot_a_bytes; /* when one thread's rows of A (rounded up to mr) take at most
+                          * this many bytes per K block, B panels are packed just before
+                          * use (0: never; order only, never results) */
 } fm_gemm_info;
 
 int fm_gemm_info_get(int dtype_is_double, int arch, fm_gemm_info *out);

@@ -157,8 +157,8 @@ def gen_call(int arch, const floating[:, :] a, const floating[::1] b_panels,
 def gemm_info(bint double_precision, int arch=FM_ARCH_AUTO):
     """The micro-kernel and blocking used for a dtype: dict(name, arch, mr, nr, mc, kc, nc,
     smallm, hot_a_bytes); smallm is the largest m that skips packing (B with unit column
-    stride); hot_a_bytes the largest in-place A block (one thread's rows x K block, in
-    bytes) for which B panels are packed just before use (0: never)."""
+    stride); hot_a_bytes the largest A block (one thread's rows, rounded up to mr, x K
+    block, in bytes) for which B panels are packed just before use (0: never)."""
     cdef fm_gemm_info info
     _check(fm_gemm_info_get(double_precision, arch, &info))
     return dict(name=info.name.decode(), arch=fm_arch_name(info.arch).decode(), mr=info.mr,

@@ -130,14 +130,14 @@ int fm_gemm_info_get(int dtype_is_double, int arch, fm_gemm_info *out) {
         out->name = c->name; out->arch = c->arch; out->mr = c->mr; out->nr = c->nr;
         out->mc = c->mc; out->kc = c->kc; out->nc = c->nc;
         out->smallm = c->smallm ? c->smallm_max : 0;
-        out->hot_a_bytes = c->gen ? FM_GEMM_HOT_A_BYTES : 0;
+        out->hot_a_bytes = FM_GEMM_HOT_A_BYTES;
     } else {
         const fm_sgemm_cfg *c = fm_sgemm_cfg_get(arch);
         if (!c) return FM_ERR_ARG;
         out->name = c->name; out->arch = c->arch; out->mr = c->mr; out->nr = c->nr;
         out->mc = c->mc; out->kc = c->kc; out->nc = c->nc;
         out->smallm = c->smallm ? c->smallm_max : 0;
-        out->hot_a_bytes = c->gen ? FM_GEMM_HOT_A_BYTES : 0;
+        out->hot_a_bytes = FM_GEMM_HOT_A_BYTES;
     }
     return FM_OK;
 }

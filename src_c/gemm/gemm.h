@@ -137,9 +137,10 @@ void fm_workspace_release(void *p, int owned);
  * the team costs ~0.5-1 us while its threads still spin). Problem size only,
  * never results. */
 /* The blocked path packs B panels just before use ("hot", gemm_impl.h) when
- * A is read in place and one thread's rows of A take at most this many bytes
- * per K block: they then stream from L2 (or L3) once per pair of B panels.
- * 784-256 layer, batch 128: x is 400 KB. Order only, never results. */
+ * one thread's rows of A take at most this many bytes per K block: they are
+ * then one block (packed, or read in place) that stays in L2 (or streams from
+ * L3) while each pair of B panels is used. 784-256 layer, batch 128: x is
+ * 400 KB. Order only, never results. */
 #define FM_GEMM_HOT_A_BYTES ((int64_t)512 << 10)
 
 #define FM_SMALLM_MIN_BYTES_PER_THREAD ((int64_t)128 << 10)

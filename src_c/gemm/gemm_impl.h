@@ -245,6 +245,7 @@ static inline void FM_X(split)(int64_t count, int parts, int idx, int64_t *lo, i
 typedef struct {
     int nt, tm, tn;      /* threads, as a tm x tn grid over (M, N) */
     int share_b;         /* a column group's tm threads pack its B panels together */
+    int hot;             /* one A block per thread; B panels packed just before use */
     int64_t pan_grp;     /* B panels per column group and NC block */
     int64_t kc_max;
     size_t a_bytes, b_bytes, total;
@@ -288,7 +289,6 @@ static void FM_X(make_plan)(FM_X(plan) *P, const CFG *cfg, int64_t m, int64_t n,
     const int64_t kc_max = k < KC ? k : KC;
     const int64_t nc_max = n < NC ? n : NC;
     const int64_t m_thr = ((mp + tm - 1) / tm) * mr;
-    const int64_t mc_max = m_thr < MC ? m_thr : MC;
     /* Each column group of threads gets its own region of the B buffer, so
      * groups never need to wait for each other: a group's panels change from
      * one jc/pc block to the next, and a shared layout would let one group
@@ -300,10 +300,14 @@ static void FM_X(make_plan)(FM_X(plan) *P, const CFG *cfg, int64_t m, int64_t n,
      * of FMAs, i.e. ~5 nt/m of the run time. Tall problems (m > 160 nt: under
      * 3%) pack privately and never wait for each other. */
     const int share_b = may_share && tm > 1 && m <= 160 * (int64_t)nt;
+    /* Hot B panels (see run()): when a thread's rows of A, K block deep, fit
+     * in FM_GEMM_HOT_A_BYTES they are a single A block, and B is private. */
+    const int hot = !share_b && m_thr * kc_max * (int64_t)sizeof(FT) <= FM_GEMM_HOT_A_BYTES;
+    const int64_t mc_max = hot || m_thr < MC ? m_thr : MC;
     const int n_bgroups = share_b ? tn : nt;
     const size_t b_elems = (size_t)(n_bgroups * pan_grp * nr * kc_max);
     const size_t a_elems = (size_t)(((mc_max + mr - 1) / mr) * mr * kc_max);
-    P->nt = nt; P->tm = tm; P->tn = tn; P->share_b = share_b;
+    P->nt = nt; P->tm = tm; P->tn = tn; P->share_b = share_b; P->hot = hot;
     P->pan_grp = pan_grp; P->kc_max = kc_max;
     P->b_bytes = (b_elems * sizeof(FT) + 63) / 64 * 64;
     P->a_bytes = (a_elems * sizeof(FT) + 63) / 64 * 64;
@@ -394,22 +398,24 @@ static void FM_X(run)(const CFG *cfg, const FM_X(prob) *pr, const FM_X(plan) *P,
             args.beta = pc == 0 ? pr->beta : (FT)1;
             args.act = last ? pr->act : FM_ACT_NONE;
 
-            /* Hot B panels: with A read in place and B packed privately,
-             * when this thread's rows of A (rows x kc) fit in L2 they are
-             * one block, so every B panel is used right after it is packed
-             * and never again. Pack two panels at a time into the start of
-             * the buffer, where they stay in L1/L2, and run all the rows
-             * against them: the packing writes no longer stream the whole
-             * packed B out to L3 and back (x @ W and g @ W.T, 2 threads:
-             * ~2% faster). Same tiles, same arithmetic, other order. */
-            if (rowa && !share_b &&
-                (i_hi - i_lo) * kc * (int64_t)sizeof(FT) <= FM_GEMM_HOT_A_BYTES) {
+            /* Hot B panels: when this thread's rows of A are a single block
+             * (P->hot: they fit in L2, K block deep) and B is private, every
+             * B panel is used right after it is packed and never again. Pack
+             * two panels at a time into the start of the buffer, where they
+             * stay in L1/L2, and run all the rows against them: the packing
+             * writes no longer stream the whole packed B out to L3 and back
+             * (2 threads: x @ W and g @ W.T ~2% faster, A read in place;
+             * x.T @ g ~2%, A packed). Same tiles, same arithmetic, other
+             * order. */
+            if (P->hot) {
+                const FT *a_blk = a + i_lo * rsa + pc * csa;
+                if (!rowa) FM_X(pack_a)(cfg, i_hi - i_lo, kc, a_blk, rsa, csa, abuf);
                 for (int64_t jp = jp0; jp < jp1; jp += 2) {
                     const int64_t np = jp + 1 < jp1 ? 2 : 1;
                     const int64_t j1 = (jp + np) * nr < nc ? (jp + np) * nr : nc;
                     FM_X(pack_b)(cfg, jp * nr, j1, nc, kc, bblk, rsb, csb, bgrp);
-                    FM_X(block_tiles)(cfg, pr, &args, last, kc, i_hi - i_lo, NULL,
-                                      a + i_lo * rsa + pc * csa, rsa, bgrp, np,
+                    FM_X(block_tiles)(cfg, pr, &args, last, kc, i_hi - i_lo, abuf,
+                                      rowa ? a_blk : NULL, rsa, bgrp, np,
                                       pr->c + i_lo * rsc + (jc + jp * nr) * pr->csc,
                                       jc + jp * nr);
                 }
