@@ -1017,7 +1017,9 @@ def test_hot_b_panels_equal_blocked_order_bitwise(rng, dtype):
 
 DET_CASES = [((300, 200, 100), False, False), ((128, 784, 256), True, False),
              ((128, 784, 256), False, True), ((257, 300, 130), True, True),
-             ((131, 2100, 100), False, False)]  # K blocks, 5-row M edge
+             ((131, 2100, 100), False, False),   # K blocks, 5-row M edge
+             ((128, 256, 784), False, True),     # g @ W.T: 49 panels, the odd one split by rows
+             ((125, 300, 1000), True, False)]    # 63 panels, a partial one, a 5-row M edge
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
