@@ -37,6 +37,17 @@
  * Neither changes any element's arithmetic (the general kernel gives bitwise
  * the packed kernel's values), so results stay independent of the path and
  * of the number of threads.
+ *
+ * Hot B panels (plan field hot): when a thread's rows of A, one K block
+ * deep, fit in FM_GEMM_HOT_A_BYTES (the MLP training shapes), they are a
+ * single A block (packed once, or read in place), and the loops above turn
+ * into: for each pair of B panels, pack it into the start of the buffer and
+ * run all the thread's rows against it while it is in L1/L2. Column threads
+ * then split (panel, row tile) units rather than whole panels, so an odd
+ * panel count is shared by rows. Only the order of whole tiles changes.
+ *
+ * Short K blocks (k = 128 in x.T @ g) take proportionally more rows per A
+ * block (mc_rows), so the packed block keeps the size the table chose.
  */
 
 /* ---- packing ---- */
