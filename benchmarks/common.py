@@ -88,7 +88,11 @@ def settled_ratio(fastmlp_call, numpy_call, threads, repeats=TRACK_REPEATS, bloc
     """NumPy's best time per call over fastmlp's. Each repeat times a block of
     calls of each (about block_s long) in turn; with threads > 1 a SETTLE_S
     pause precedes every block, so neither library's idle workers are still
-    spinning when the other runs."""
+    spinning when the other runs, and then about block_s / 2 of untimed calls:
+    after the pause the first calls of either library run 2-3x slower (idle
+    cores waking up and ramping their clock: measured ~900, 600, 500 us for
+    a 290 us product), which would otherwise add several % of noise to the
+    block."""
     fastmlp_call()  # warm-up both; size the blocks
     numpy_call()
     n = max(1, int(block_s / max(1e-7, min(wall_time(fastmlp_call), wall_time(numpy_call)))))
@@ -96,6 +100,8 @@ def settled_ratio(fastmlp_call, numpy_call, threads, repeats=TRACK_REPEATS, bloc
     def block(f):
         if threads > 1:
             time.sleep(SETTLE_S)
+            for _ in range(n // 2 + 1):
+                f()
         return wall_time(lambda: [f() for _ in range(n)]) / n
 
     t_f = t_n = float("inf")
