@@ -45,9 +45,6 @@
  * run all the thread's rows against it while it is in L1/L2. Column threads
  * then split (panel, row tile) units rather than whole panels, so an odd
  * panel count is shared by rows. Only the order of whole tiles changes.
- *
- * Short K blocks (k = 128 in x.T @ g) take proportionally more rows per A
- * block (mc_rows), so the packed block keeps the size the table chose.
  */
 
 /* ---- packing ---- */
@@ -236,16 +233,6 @@ static inline __attribute__((always_inline)) void FM_X(tile_gen)(
     else FM_X(tile_tmp)(cfg, 1, kc, mi, np, a, ars, acs, bp, c, rsc, csc, nj, args);
 }
 
-/* Rows of A per block when the problem's K blocks are KC deep: the table's
- * MC is for its full KC; a shorter K block (k = 128 in x.T @ g) takes
- * proportionally more rows, so the packed A block keeps the size the table
- * chose for L2 and each packed B panel serves more tiles before the next
- * one is loaded (x.T @ g, 2 threads: 48 -> 384 rows, ~2-3% faster). */
-static inline int64_t FM_X(mc_rows)(const CFG *cfg, int64_t KC) {
-    const int64_t rows = cfg->mc * cfg->kc / (KC > 0 ? KC : 1) / cfg->mr * cfg->mr;
-    return rows > cfg->mc ? rows : cfg->mc;
-}
-
 /* Split `count` items into `parts` nearly equal contiguous ranges. */
 static inline void FM_X(split)(int64_t count, int parts, int idx, int64_t *lo, int64_t *hi) {
     *lo = count * idx / parts;
@@ -267,7 +254,7 @@ typedef struct {
 static void FM_X(make_plan)(FM_X(plan) *P, const CFG *cfg, int64_t m, int64_t n, int64_t k,
                             int64_t KC, int nthreads, int may_share, int64_t min_macs) {
     const int mr = cfg->mr, nr = cfg->nr;
-    const int64_t MC = FM_X(mc_rows)(cfg, KC), NC = cfg->nc;
+    const int64_t MC = cfg->mc, NC = cfg->nc;
     const int64_t mp = (m + mr - 1) / mr, np = (n + nr - 1) / nr;
 
     /* Threads: enough work each, and a tm x tn grid that fits the tiles. */
@@ -374,7 +361,7 @@ static inline void FM_X(block_tiles)(const CFG *cfg, const FM_X(prob) *pr, UKR_A
 static void FM_X(run)(const CFG *cfg, const FM_X(prob) *pr, const FM_X(plan) *P, int tid,
                       char *ws) {
     const int mr = cfg->mr, nr = cfg->nr;
-    const int64_t KC = pr->KC, MC = FM_X(mc_rows)(cfg, KC), NC = cfg->nc;
+    const int64_t MC = cfg->mc, NC = cfg->nc, KC = pr->KC;
     const int64_t m = pr->m, n = pr->n, k = pr->k;
     const FT *a = pr->a, *b = pr->b;
     const int64_t rsa = pr->rsa, csa = pr->csa, rsb = pr->rsb, csb = pr->csb;
