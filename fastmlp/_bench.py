@@ -380,6 +380,9 @@ def run_bench(threads=(1,), quick=False, samples=None, repeats=None, dtype="floa
         out(f"{r['impl']:<14} {r['threads']:>7} {r['seconds']:>9.4g} {r['samples_per_s']:>10.0f} "
             f"{r['gflops']:>8.2f} {r['peak_percent']:>7.1f} {r['vs_numpy']:>8.2f}x "
             f"{r['loss']:>8.4f}")
+    if any(r["seconds"] is not None and r["peak_percent"] > 100 for r in rows):
+        out(f"(% peak above 100: the cores ran faster than the clock the peak was computed from "
+            f"({peak_src}); pass --peak with a measured peak)")
     out("")
     out(f"predict latency, one row (best of {predict_calls} calls, fitted models above):")
     hdr2 = f"{'implementation':<14} {'threads':>7} {'us/call':>9}"

@@ -54,6 +54,8 @@ def test_bench_quick_table(tmp_path):
         assert peak == pytest.approx(gflops * 10, rel=2e-3, abs=0.1)  # --peak 10 GFLOP/s, 1 core
         assert vs == pytest.approx(t_np / t, rel=2e-3, abs=0.01)
     assert rows["numpy-ref"][4] == 1.0
+    # a % of peak above 100 (here: a 10 GFLOP/s --peak) comes with a note saying why
+    assert ("% peak above 100" in out) == any(row[3] > 100 for row in rows.values()), out
     # fastmlp, the NumPy reference and scikit-learn train the same model
     losses = [rows[k][5] for k in ("fastmlp", "numpy-ref", "scikit-learn")]
     assert 0.1 < losses[1] < 5 and max(losses) - min(losses) <= 2e-4, out
