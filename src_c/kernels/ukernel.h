@@ -86,10 +86,14 @@ void fm_dgemm_ref_gen8(int mi, int np, int64_t k, const double *a, int64_t ars, 
                        const double *b, double *c, int64_t rsc, const fm_dukr_args *args);
 void fm_sgemm_avx2_gen16(int mi, int np, int64_t k, const float *a, int64_t ars, int64_t acs,
                          const float *b, float *c, int64_t rsc, const fm_sukr_args *args);
-/* The AVX2 6 x 16 kernel on a row-major A read in place (A[i, p] =
- * a[i * rsa + p]); fm_sgemm_avx2_gen16's full-tile case. */
+void fm_dgemm_avx2_gen8(int mi, int np, int64_t k, const double *a, int64_t ars, int64_t acs,
+                        const double *b, double *c, int64_t rsc, const fm_dukr_args *args);
+/* The AVX2 kernels on a row-major A read in place (A[i, p] = a[i * rsa + p]);
+ * the general kernels' full-tile case. */
 void fm_sgemm_avx2_6x16_rowa(int64_t k, const float *a, int64_t rsa, const float *b, float *c,
                              int64_t rsc, const fm_sukr_args *args);
+void fm_dgemm_avx2_6x8_rowa(int64_t k, const double *a, int64_t rsa, const double *b,
+                            double *c, int64_t rsc, const fm_dukr_args *args);
 
 /* Small-m kernels (no packing): C (m x n) = act(alpha * A @ B + beta * C +
  * bias) for a B with unit column stride (B[p, j] = b[p * rsb + j]) and any A
