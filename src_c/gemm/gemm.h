@@ -21,7 +21,6 @@ typedef struct {
     fm_spack_b16n pack_bn;   /* optional fast packer for row-major B (nr == 16) */
     fm_spack_at6 pack_at;    /* optional fast packer for column-major A (mr == 6) */
     fm_sgemm_gen gen;        /* optional general kernel: M edges, row-major A in place */
-    int rowa_hot_only;       /* read a row-major A in place only in the hot order */
 } fm_sgemm_cfg;
 
 typedef struct {
@@ -36,7 +35,6 @@ typedef struct {
     void (*pack_bn)(int64_t kc, int64_t npan, const double *b, int64_t rsb, double *dst);
     void (*pack_at)(int64_t kc, int64_t npan, const double *a, int64_t csa, double *dst);
     fm_dgemm_gen gen;
-    int rowa_hot_only;
 } fm_dgemm_cfg;
 
 /* How a product is computed (gemm_impl.h prepare()). */

@@ -373,9 +373,8 @@ static void FM_X(run)(const CFG *cfg, const FM_X(prob) *pr, const FM_X(plan) *P,
      * kernel, with no packing: each tile's six rows are six sequential
      * streams, and the block of A stays in L2 across the column panels just
      * as the packed copy would. Packing it cost 3-6% of x @ W (each column
-     * thread of a 2-thread split packs all of x). A table can keep this to
-     * the hot order (rowa_hot_only: float64 AVX2, see config.c). */
-    const int rowa = cfg->gen != NULL && csa == 1 && (P->hot || !cfg->rowa_hot_only);
+     * thread of a 2-thread split packs all of x). */
+    const int rowa = cfg->gen != NULL && csa == 1;
     FT *abuf = (FT *)(ws + P->b_bytes + (size_t)tid * P->a_bytes);
     FT *bgrp = (FT *)ws + (size_t)(share_b ? tj : tid) * P->pan_grp * nr * P->kc_max;
     int64_t ip0, ip1;

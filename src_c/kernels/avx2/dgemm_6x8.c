@@ -170,20 +170,26 @@ void fm_dgemm_avx2_6x8_rowa(int64_t k, const double *restrict a, int64_t rsa,
         _mm_prefetch((const char *)(c + i * rsc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + i * rsc + 7), _MM_HINT_T0);
     }
-    const double *r0 = a, *r1 = a + rsa, *r2 = a + 2 * rsa, *r3 = a + 3 * rsa,
-                 *r4 = a + 4 * rsa, *r5 = a + 5 * rsa;
+    /* Rows 0-2 at ra + {0, 1, 2} rs bytes, rows 3-5 at rb + {0, 1, 2} rs: two
+     * cursors and one stride in registers (base + index * {1, 2} addressing).
+     * Six separate row cursors made GCC spill them in the loop. */
+    const char *ra = (const char *)a, *rb = (const char *)(a + 3 * rsa);
+    const int64_t rs = rsa * (int64_t)sizeof(double);
+#define FM_D_ROWS(u)                                                                      \
+    (const double *)(ra + 8 * (u)), (const double *)(ra + rs + 8 * (u)),                  \
+        (const double *)(ra + 2 * rs + 8 * (u)), (const double *)(rb + 8 * (u)),           \
+        (const double *)(rb + rs + 8 * (u)), (const double *)(rb + 2 * rs + 8 * (u))
+#define FM_D_STEP_ROWS(...) FM_D_STEP_AT(__VA_ARGS__)
     int64_t p = 0;
-    for (; p + 4 <= k; p += 4) {
-        FM_D_STEP_AT(b, r0 + p, r1 + p, r2 + p, r3 + p, r4 + p, r5 + p);
-        FM_D_STEP_AT(b + 8, r0 + p + 1, r1 + p + 1, r2 + p + 1, r3 + p + 1, r4 + p + 1,
-                     r5 + p + 1);
-        FM_D_STEP_AT(b + 16, r0 + p + 2, r1 + p + 2, r2 + p + 2, r3 + p + 2, r4 + p + 2,
-                     r5 + p + 2);
-        FM_D_STEP_AT(b + 24, r0 + p + 3, r1 + p + 3, r2 + p + 3, r3 + p + 3, r4 + p + 3,
-                     r5 + p + 3);
-        b += 32;
+    for (; p + 4 <= k; p += 4, ra += 32, rb += 32, b += 32) {
+        FM_D_STEP_ROWS(b, FM_D_ROWS(0));
+        FM_D_STEP_ROWS(b + 8, FM_D_ROWS(1));
+        FM_D_STEP_ROWS(b + 16, FM_D_ROWS(2));
+        FM_D_STEP_ROWS(b + 24, FM_D_ROWS(3));
     }
-    for (; p < k; p++, b += 8) FM_D_STEP_AT(b, r0 + p, r1 + p, r2 + p, r3 + p, r4 + p, r5 + p);
+    for (; p < k; p++, ra += 8, rb += 8, b += 8) FM_D_STEP_ROWS(b, FM_D_ROWS(0));
+#undef FM_D_STEP_ROWS
+#undef FM_D_ROWS
     fm_d_store_6x8(c, rsc, args, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
 }
 
