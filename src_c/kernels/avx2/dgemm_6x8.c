@@ -55,6 +55,20 @@ static inline __m256d fm_d_epi(__m256d v, const double *cij, int has_beta, __m25
     FM_D_STEP_AT(b + 8 * (u), a + 6 * (u), a + 6 * (u) + 1, a + 6 * (u) + 2,   \
                  a + 6 * (u) + 3, a + 6 * (u) + 4, a + 6 * (u) + 5)
 
+/* A tile's start: its 12 accumulators, zeroed, and its C rows pulled
+ * towards L1 while the k loop runs (c, rsc in scope). */
+#define FM_D_TILE_BEGIN()                                                      \
+    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();             \
+    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();             \
+    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();             \
+    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();             \
+    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();             \
+    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();             \
+    for (int i_ = 0; i_ < 6; i_++) {                                           \
+        _mm_prefetch((const char *)(c + i_ * rsc), _MM_HINT_T0);               \
+        _mm_prefetch((const char *)(c + i_ * rsc + 7), _MM_HINT_T0);           \
+    }
+
 /* The tile's epilogue and store, shared by the packed and in-place kernels. */
 static inline __attribute__((always_inline)) void fm_d_store_6x8(
     double *restrict c, int64_t rsc, const fm_dukr_args *args, __m256d c00, __m256d c01,
@@ -122,17 +136,7 @@ static inline __attribute__((always_inline)) void fm_d_store_6x8(
 
 void fm_dgemm_avx2_6x8(int64_t k, const double *restrict a, const double *restrict b,
                        double *restrict c, int64_t rsc, const fm_dukr_args *args) {
-    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
-    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
-    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
-    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
-    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
-    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
-
-    for (int i = 0; i < 6; i++) {
-        _mm_prefetch((const char *)(c + i * rsc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * rsc + 7), _MM_HINT_T0);
-    }
+    FM_D_TILE_BEGIN();
 
     int64_t p = 0;
     for (; p + 4 <= k; p += 4) {
@@ -160,16 +164,7 @@ void fm_dgemm_avx2_6x8(int64_t k, const double *restrict a, const double *restri
 void fm_dgemm_avx2_6x8_rowa(int64_t k, const double *restrict a, int64_t rsa,
                             const double *restrict b, double *restrict c, int64_t rsc,
                             const fm_dukr_args *args) {
-    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
-    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
-    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
-    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
-    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
-    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
-    for (int i = 0; i < 6; i++) {
-        _mm_prefetch((const char *)(c + i * rsc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * rsc + 7), _MM_HINT_T0);
-    }
+    FM_D_TILE_BEGIN();
     /* Rows 0-2 at ra + {0, 1, 2} rs bytes, rows 3-5 at rb + {0, 1, 2} rs: two
      * cursors and one stride in registers (base + index * {1, 2} addressing).
      * Six separate row cursors made GCC spill them in the loop. */
@@ -193,105 +188,25 @@ void fm_dgemm_avx2_6x8_rowa(int64_t k, const double *restrict a, int64_t rsa,
     fm_d_store_6x8(c, rsc, args, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
 }
 
-/* ---- the general kernel (ukernel.h fm_dgemm_gen): M-edge tiles and dispatch ----
- *
- * As in sgemm_6x16.c: an M-edge tile of mi < 6 rows costs mi rows instead of
- * a zero-padded full tile through a temporary, with two B panels side by
- * side for one or two rows (8 independent FMA chains). MI, NP are
- * compile-time constants (always_inline), so acc[][] lives in registers. */
-static inline __attribute__((always_inline)) void fm_d_gen_tile(
-    const int MI, const int NP, int64_t k, const double *restrict a, int64_t ars, int64_t acs,
-    const double *restrict b, double *restrict c, int64_t rsc, const fm_dukr_args *args) {
-    __m256d acc[6][4];
-    const int64_t ps = 8 * k;  /* B panel stride */
-    for (int i = 0; i < MI; i++)
-        for (int v = 0; v < 2 * NP; v++) acc[i][v] = _mm256_setzero_pd();
-    for (int i = 0; i < MI; i++) {
-        _mm_prefetch((const char *)(c + i * rsc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * rsc + 8 * NP - 1), _MM_HINT_T0);
-    }
-    for (int64_t p = 0; p < k; p++) {
-        __m256d bv[4];
-        for (int q = 0; q < NP; q++) {
-            bv[2 * q] = _mm256_loadu_pd(b + q * ps + p * 8);
-            bv[2 * q + 1] = _mm256_loadu_pd(b + q * ps + p * 8 + 4);
-        }
-        for (int i = 0; i < MI; i++) {
-            const __m256d av = _mm256_broadcast_sd(a + i * ars + p * acs);
-            for (int v = 0; v < 2 * NP; v++) acc[i][v] = _mm256_fmadd_pd(av, bv[v], acc[i][v]);
-        }
-    }
-    /* The epilogue works on a copy stored once (see sgemm_6x16.c). */
-    double sums[6][16] __attribute__((aligned(32)));
-    for (int i = 0; i < MI; i++)
-        for (int v = 0; v < 2 * NP; v++) _mm256_store_pd(sums[i] + 4 * v, acc[i][v]);
-    /* The packed kernel's general epilogue, vector by vector, then the scalar
-     * sigmoid/tanh pass (fm_d_store_6x8; its plain fast path gives the same
-     * bits: it only skips an exact multiplication by alpha == 1). */
-    const __m256d valpha = _mm256_set1_pd(args->alpha);
-    const __m256d vbeta = _mm256_set1_pd(args->beta);
-    const __m256d vslope = _mm256_set1_pd(args->slope);
-    const int has_beta = args->beta != 0.0;
-    for (int i = 0; i < MI; i++)
-        for (int v = 0; v < 2 * NP; v++) {
-            double *cij = c + i * rsc + 4 * v;
-            const double *bias = args->bias ? args->bias + 4 * v : NULL;
-            const __m256d x = _mm256_mul_pd(valpha, _mm256_load_pd(sums[i] + 4 * v));
-            _mm256_storeu_pd(cij, fm_d_epi(x, cij, has_beta, vbeta, bias, args->act, vslope));
-        }
-    if (args->act == FM_ACT_SIGMOID || args->act == FM_ACT_TANH) {
-        for (int i = 0; i < MI; i++)
-            for (int j = 0; j < 8 * NP; j++)
-                c[i * rsc + j] = fm_act_scalar_d(c[i * rsc + j], args->act, args->slope);
-    }
-}
-
-/* A full tile whose A is neither packed nor row-major (only through the test
- * entry): the generic body, out of line. */
-static __attribute__((noinline)) void fm_d_gen6(int64_t k, const double *a, int64_t ars,
-                                                int64_t acs, const double *b, double *c,
-                                                int64_t rsc, const fm_dukr_args *args) {
-    fm_d_gen_tile(6, 1, k, a, ars, acs, b, c, rsc, args);
-}
-
-/* A full 6-row tile of one panel, A packed, row-major or strided. */
-static inline void fm_d_full(int64_t k, const double *a, int64_t ars, int64_t acs,
-                             const double *b, double *c, int64_t rsc, const fm_dukr_args *args) {
-    if (acs == 1) fm_dgemm_avx2_6x8_rowa(k, a, ars, b, c, rsc, args);
-    else if (ars == 1 && acs == 6) fm_dgemm_avx2_6x8(k, a, b, c, rsc, args);
-    else fm_d_gen6(k, a, ars, acs, b, c, rsc, args);
-}
-
-/* Everything but a single full tile. */
-static __attribute__((noinline)) void fm_d_gen_other(int mi, int np, int64_t k, const double *a,
-                                                     int64_t ars, int64_t acs, const double *b,
-                                                     double *c, int64_t rsc,
-                                                     const fm_dukr_args *args) {
-    if (np == 2 && mi <= 2) {
-        if (mi == 2) fm_d_gen_tile(2, 2, k, a, ars, acs, b, c, rsc, args);
-        else fm_d_gen_tile(1, 2, k, a, ars, acs, b, c, rsc, args);
-        return;
-    }
-    /* One panel at a time (mi > 2 has enough chains in one panel). */
-    fm_dukr_args pa = *args;
-    for (int q = 0; q < np; q++) {
-        const double *bq = b + q * 8 * k;
-        double *cq = c + 8 * q;
-        pa.bias = args->bias ? args->bias + 8 * q : NULL;
-        switch (mi) {
-        case 6: fm_d_full(k, a, ars, acs, bq, cq, rsc, &pa); break;
-        case 5: fm_d_gen_tile(5, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
-        case 4: fm_d_gen_tile(4, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
-        case 3: fm_d_gen_tile(3, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
-        case 2: fm_d_gen_tile(2, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
-        case 1: fm_d_gen_tile(1, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
-        default: break;
-        }
-    }
-}
-
-void fm_dgemm_avx2_gen8(int mi, int np, int64_t k, const double *a, int64_t ars, int64_t acs,
-                        const double *b, double *c, int64_t rsc, const fm_dukr_args *args) {
-    if (mi == 6 && np == 1) fm_d_full(k, a, ars, acs, b, c, rsc, args);
-    else fm_d_gen_other(mi, np, k, a, ars, acs, b, c, rsc, args);
-}
+/* ---- the general kernel (ukernel.h fm_dgemm_gen): M-edge tiles and dispatch ---- */
+#define FT double
+#define VT __m256d
+#define VL 4
+#define GN(n) fm_d_gen_##n
+#define ARGS fm_dukr_args
+#define GEN_ENTRY fm_dgemm_avx2_gen8
+#define KPACKED fm_dgemm_avx2_6x8
+#define KROWA fm_dgemm_avx2_6x8_rowa
+#define EPI fm_d_epi
+#define SCALAR_ACT_AFTER 1
+#define ACT_SCALAR fm_act_scalar_d
+#define V_ZERO() _mm256_setzero_pd()
+#define V_SET1(x) _mm256_set1_pd(x)
+#define V_BCAST(p) _mm256_broadcast_sd(p)
+#define V_LOAD(p) _mm256_loadu_pd(p)
+#define V_LOADA(p) _mm256_load_pd(p)
+#define V_STORE(p, x) _mm256_storeu_pd(p, x)
+#define V_STOREA(p, x) _mm256_store_pd(p, x)
+#define V_FMA(x, y, z) _mm256_fmadd_pd(x, y, z)
+#define V_MUL(x, y) _mm256_mul_pd(x, y)
+#include "gemm_gen_avx2_tmpl.h"

@@ -23,6 +23,7 @@
  */
 #include <immintrin.h>
 #include "../ukernel.h"
+#include "../epilogue.h"
 #include "../../fastmlp.h"
 #include "vmath_avx2.h"
 #include "epilogue_avx2.h"
@@ -386,107 +387,25 @@ void fm_sgemm_avx2_6x16_rowa(int64_t k, const float *restrict a, int64_t rsa,
     fm_s_store_6x16(c, rsc, args, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
 }
 
-/* ---- the general kernel (ukernel.h fm_sgemm_gen): M-edge tiles and dispatch ----
- *
- * An M-edge tile (mi < 6 rows: m = 128 is 21 x 6 + 2) computed as a full,
- * zero-padded 6-row tile costs a whole tile (3% of a 128-row product) plus a
- * copy through a temporary. Here it costs mi rows: MI x 2 NP accumulators in
- * registers, and for one or two rows two B panels side by side, so that at
- * least 8 independent FMA chains cover the FMA latency (4 cycles, 2 pipes).
- * MI, NP are compile-time constants (always_inline), so for the edge tiles
- * (MI * 2 NP <= 10) acc[][] lives in registers. */
-static inline __attribute__((always_inline)) void fm_s_gen_tile(
-    const int MI, const int NP, int64_t k, const float *restrict a, int64_t ars, int64_t acs,
-    const float *restrict b, float *restrict c, int64_t rsc, const fm_sukr_args *args) {
-    __m256 acc[6][4];
-    const int64_t ps = 16 * k;  /* B panel stride */
-    for (int i = 0; i < MI; i++)
-        for (int v = 0; v < 2 * NP; v++) acc[i][v] = _mm256_setzero_ps();
-    for (int i = 0; i < MI; i++) {
-        _mm_prefetch((const char *)(c + i * rsc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * rsc + 16 * NP - 1), _MM_HINT_T0);
-    }
-    for (int64_t p = 0; p < k; p++) {
-        __m256 bv[4];
-        for (int q = 0; q < NP; q++) {
-            bv[2 * q] = _mm256_loadu_ps(b + q * ps + p * 16);
-            bv[2 * q + 1] = _mm256_loadu_ps(b + q * ps + p * 16 + 8);
-        }
-        for (int i = 0; i < MI; i++) {
-            const __m256 av = _mm256_broadcast_ss(a + i * ars + p * acs);
-            for (int v = 0; v < 2 * NP; v++) acc[i][v] = _mm256_fmadd_ps(av, bv[v], acc[i][v]);
-        }
-    }
-    /* acc is indexed by constants only (fully unrolled loops), so it stays
-     * in registers; the epilogue, a loop the compiler need not unroll, works
-     * on a copy stored once (indexing acc there would keep it in memory,
-     * with a store per FMA). */
-    float sums[6][32] __attribute__((aligned(32)));
-    for (int i = 0; i < MI; i++)
-        for (int v = 0; v < 2 * NP; v++) _mm256_store_ps(sums[i] + 8 * v, acc[i][v]);
-    /* The packed kernel's epilogue, vector by vector (fm_s_store_6x16). */
-    const __m256 valpha = _mm256_set1_ps(args->alpha);
-    const __m256 vbeta = _mm256_set1_ps(args->beta);
-    const __m256 vslope = _mm256_set1_ps(args->slope);
-    const int has_beta = args->beta != 0.0f;
-    for (int i = 0; i < MI; i++)
-        for (int v = 0; v < 2 * NP; v++) {
-            float *cij = c + i * rsc + 8 * v;
-            const float *bias = args->bias ? args->bias + 8 * v : NULL;
-            const __m256 x = _mm256_mul_ps(valpha, _mm256_load_ps(sums[i] + 8 * v));
-            _mm256_storeu_ps(cij, fm_s_epi(x, cij, has_beta, vbeta, bias, args->act, vslope));
-        }
-}
-
-/* A full tile whose A is neither packed nor row-major: only reachable
- * through the test entry (the driver passes one of those two), so the
- * generic body is enough. Out of line, as is fm_s_gen_other: their frames
- * (sums, saved registers) are not small. */
-static __attribute__((noinline)) void fm_s_gen6(int64_t k, const float *a, int64_t ars,
-                                                int64_t acs, const float *b, float *c,
-                                                int64_t rsc, const fm_sukr_args *args) {
-    fm_s_gen_tile(6, 1, k, a, ars, acs, b, c, rsc, args);
-}
-
-/* A full 6-row tile of one panel, A packed, row-major or strided. */
-static inline void fm_s_full(int64_t k, const float *a, int64_t ars, int64_t acs,
-                             const float *b, float *c, int64_t rsc, const fm_sukr_args *args) {
-    if (acs == 1) fm_sgemm_avx2_6x16_rowa(k, a, ars, b, c, rsc, args);
-    else if (ars == 1 && acs == 6) fm_sgemm_avx2_6x16(k, a, b, c, rsc, args);
-    else fm_s_gen6(k, a, ars, acs, b, c, rsc, args);
-}
-
-/* Everything but a single full tile. */
-static __attribute__((noinline)) void fm_s_gen_other(int mi, int np, int64_t k, const float *a,
-                                                     int64_t ars, int64_t acs, const float *b,
-                                                     float *c, int64_t rsc,
-                                                     const fm_sukr_args *args) {
-    if (np == 2 && mi <= 2) {
-        if (mi == 2) fm_s_gen_tile(2, 2, k, a, ars, acs, b, c, rsc, args);
-        else fm_s_gen_tile(1, 2, k, a, ars, acs, b, c, rsc, args);
-        return;
-    }
-    /* One panel at a time (mi > 2 has enough chains in one panel). */
-    fm_sukr_args pa = *args;
-    for (int q = 0; q < np; q++) {
-        const float *bq = b + q * 16 * k;
-        float *cq = c + 16 * q;
-        pa.bias = args->bias ? args->bias + 16 * q : NULL;
-        switch (mi) {
-        case 6: fm_s_full(k, a, ars, acs, bq, cq, rsc, &pa); break;
-        case 5: fm_s_gen_tile(5, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
-        case 4: fm_s_gen_tile(4, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
-        case 3: fm_s_gen_tile(3, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
-        case 2: fm_s_gen_tile(2, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
-        case 1: fm_s_gen_tile(1, 1, k, a, ars, acs, bq, cq, rsc, &pa); break;
-        default: break;
-        }
-    }
-}
-
-void fm_sgemm_avx2_gen16(int mi, int np, int64_t k, const float *a, int64_t ars, int64_t acs,
-                         const float *b, float *c, int64_t rsc, const fm_sukr_args *args) {
-    /* The common case, a full tile, is a plain (tail) call. */
-    if (mi == 6 && np == 1) fm_s_full(k, a, ars, acs, b, c, rsc, args);
-    else fm_s_gen_other(mi, np, k, a, ars, acs, b, c, rsc, args);
-}
+/* ---- the general kernel (ukernel.h fm_sgemm_gen): M-edge tiles and dispatch ---- */
+#define FT float
+#define VT __m256
+#define VL 8
+#define GN(n) fm_s_gen_##n
+#define ARGS fm_sukr_args
+#define GEN_ENTRY fm_sgemm_avx2_gen16
+#define KPACKED fm_sgemm_avx2_6x16
+#define KROWA fm_sgemm_avx2_6x16_rowa
+#define EPI fm_s_epi
+#define SCALAR_ACT_AFTER 0
+#define ACT_SCALAR fm_act_scalar_s
+#define V_ZERO() _mm256_setzero_ps()
+#define V_SET1(x) _mm256_set1_ps(x)
+#define V_BCAST(p) _mm256_broadcast_ss(p)
+#define V_LOAD(p) _mm256_loadu_ps(p)
+#define V_LOADA(p) _mm256_load_ps(p)
+#define V_STORE(p, x) _mm256_storeu_ps(p, x)
+#define V_STOREA(p, x) _mm256_store_ps(p, x)
+#define V_FMA(x, y, z) _mm256_fmadd_ps(x, y, z)
+#define V_MUL(x, y) _mm256_mul_ps(x, y)
+#include "gemm_gen_avx2_tmpl.h"
