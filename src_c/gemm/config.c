@@ -58,6 +58,7 @@ static fm_dgemm_cfg fm_d_tables[FM_ARCH_COUNT] = {
 #ifdef FM_BUILD_AVX2
     {.name = "avx2 dgemm 6x8", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 8, .mc = 24, .kc = 1024,
      .nc = 1024, .ukr = fm_dgemm_avx2_6x8, .gen = fm_dgemm_avx2_gen8,
+     .pack_bt = fm_dpack_b8t_avx2,
      .smallm = fm_dgemm_smallm_avx2, .smallm_max = FM_SMALLM_MAX_AVX2},
 #else
     {.name = "avx2 dgemm 6x8", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 8, .mc = 24, .kc = 1024,

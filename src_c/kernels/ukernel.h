@@ -126,6 +126,8 @@ void fm_dgemm_smallm_avx2(int64_t m, int64_t n, int64_t k, int64_t kc, const dou
  * into one NR = 16 micro-panel. */
 typedef void (*fm_spack_b16t)(int64_t kc, const float *b, int64_t csb, float *dst);
 void fm_spack_b16t_avx2(int64_t kc, const float *b, int64_t csb, float *dst);
+/* The same for float64, one NR = 8 micro-panel. */
+void fm_dpack_b8t_avx2(int64_t kc, const double *b, int64_t csb, double *dst);
 /* kc rows x npan*16 columns of a row-major B (B[p, j] = b[p*rsb + j]) into
  * npan NR = 16 micro-panels, panel q at dst + q*16*kc. */
 typedef void (*fm_spack_b16n)(int64_t kc, int64_t npan, const float *b, int64_t rsb, float *dst);
