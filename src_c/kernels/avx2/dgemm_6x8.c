@@ -74,33 +74,9 @@ static inline __attribute__((always_inline)) void fm_d_store_6x8(
     double *restrict c, int64_t rsc, const fm_dukr_args *args, __m256d c00, __m256d c01,
     __m256d c10, __m256d c11, __m256d c20, __m256d c21, __m256d c30, __m256d c31, __m256d c40,
     __m256d c41, __m256d c50, __m256d c51) {
-    /* Plain GEMM (no bias, no activation) without the general epilogue's
-     * per-vector tests; the same operations per element, so the same bits
-     * (alpha == 1 skips an exact multiplication by one). See sgemm_6x16.c. */
+    /* Plain GEMM (no bias, no activation): the shared fast store. */
     if (args->act == FM_ACT_NONE && !args->bias) {
-        if (args->alpha != 1.0) {
-            const __m256d va = _mm256_set1_pd(args->alpha);
-            c00 = _mm256_mul_pd(va, c00); c01 = _mm256_mul_pd(va, c01);
-            c10 = _mm256_mul_pd(va, c10); c11 = _mm256_mul_pd(va, c11);
-            c20 = _mm256_mul_pd(va, c20); c21 = _mm256_mul_pd(va, c21);
-            c30 = _mm256_mul_pd(va, c30); c31 = _mm256_mul_pd(va, c31);
-            c40 = _mm256_mul_pd(va, c40); c41 = _mm256_mul_pd(va, c41);
-            c50 = _mm256_mul_pd(va, c50); c51 = _mm256_mul_pd(va, c51);
-        }
-        if (args->beta != 0.0) {
-            const __m256d vb = _mm256_set1_pd(args->beta);
-#define FM_D_BETA(i, x0, x1)                                                     \
-    x0 = _mm256_fmadd_pd(vb, _mm256_loadu_pd(c + (i) * rsc), x0);                \
-    x1 = _mm256_fmadd_pd(vb, _mm256_loadu_pd(c + (i) * rsc + 4), x1)
-            FM_D_BETA(0, c00, c01); FM_D_BETA(1, c10, c11); FM_D_BETA(2, c20, c21);
-            FM_D_BETA(3, c30, c31); FM_D_BETA(4, c40, c41); FM_D_BETA(5, c50, c51);
-#undef FM_D_BETA
-        }
-#define FM_D_PUT(i, x0, x1)                                                      \
-    _mm256_storeu_pd(c + (i) * rsc, x0); _mm256_storeu_pd(c + (i) * rsc + 4, x1)
-        FM_D_PUT(0, c00, c01); FM_D_PUT(1, c10, c11); FM_D_PUT(2, c20, c21);
-        FM_D_PUT(3, c30, c31); FM_D_PUT(4, c40, c41); FM_D_PUT(5, c50, c51);
-#undef FM_D_PUT
+        FM_STORE_PLAIN_6X2(__m256d, pd, 4);
         return;
     }
     const __m256d valpha = _mm256_set1_pd(args->alpha);

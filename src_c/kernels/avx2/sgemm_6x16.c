@@ -40,36 +40,9 @@ static inline __attribute__((always_inline)) void fm_s_store_6x16(
     float *restrict c, int64_t rsc, const fm_sukr_args *args, __m256 c00, __m256 c01,
     __m256 c10, __m256 c11, __m256 c20, __m256 c21, __m256 c30, __m256 c31, __m256 c40,
     __m256 c41, __m256 c50, __m256 c51) {
-    /* The plain GEMM cases first, without the per-vector tests of the
-     * general epilogue below (at k = 128 those ~70 compares and branches per
-     * tile cost ~5% of x.T @ g): C = alpha AB (one K block) and
-     * C = alpha AB + beta C (later K blocks: beta = 1). Each element gets the
-     * same operations as below, so the same bits (alpha == 1 skips a
-     * multiplication by one, which is exact). */
+    /* Plain GEMM (no bias, no activation): the shared fast store. */
     if (args->act == FM_ACT_NONE && !args->bias) {
-        if (args->alpha != 1.0f) {
-            const __m256 va = _mm256_set1_ps(args->alpha);
-            c00 = _mm256_mul_ps(va, c00); c01 = _mm256_mul_ps(va, c01);
-            c10 = _mm256_mul_ps(va, c10); c11 = _mm256_mul_ps(va, c11);
-            c20 = _mm256_mul_ps(va, c20); c21 = _mm256_mul_ps(va, c21);
-            c30 = _mm256_mul_ps(va, c30); c31 = _mm256_mul_ps(va, c31);
-            c40 = _mm256_mul_ps(va, c40); c41 = _mm256_mul_ps(va, c41);
-            c50 = _mm256_mul_ps(va, c50); c51 = _mm256_mul_ps(va, c51);
-        }
-        if (args->beta != 0.0f) {
-            const __m256 vb = _mm256_set1_ps(args->beta);
-#define FM_S_BETA(i, x0, x1)                                                     \
-    x0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + (i) * rsc), x0);                \
-    x1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + (i) * rsc + 8), x1)
-            FM_S_BETA(0, c00, c01); FM_S_BETA(1, c10, c11); FM_S_BETA(2, c20, c21);
-            FM_S_BETA(3, c30, c31); FM_S_BETA(4, c40, c41); FM_S_BETA(5, c50, c51);
-#undef FM_S_BETA
-        }
-#define FM_S_PUT(i, x0, x1)                                                      \
-    _mm256_storeu_ps(c + (i) * rsc, x0); _mm256_storeu_ps(c + (i) * rsc + 8, x1)
-        FM_S_PUT(0, c00, c01); FM_S_PUT(1, c10, c11); FM_S_PUT(2, c20, c21);
-        FM_S_PUT(3, c30, c31); FM_S_PUT(4, c40, c41); FM_S_PUT(5, c50, c51);
-#undef FM_S_PUT
+        FM_STORE_PLAIN_6X2(__m256, ps, 8);
         return;
     }
     const __m256 valpha = _mm256_set1_ps(args->alpha);
