@@ -8,6 +8,7 @@
 
 #define FT float
 #define FM_X(n) fm_s_##n
+#define FM_PUB(n) fm_sgemm_##n
 #define CFG fm_sgemm_cfg
 #define CFG_GET fm_sgemm_cfg_get
 #define UKR_ARGS fm_sukr_args
@@ -15,6 +16,7 @@
 #include "gemm_impl.h"
 #undef FT
 #undef FM_X
+#undef FM_PUB
 #undef CFG
 #undef CFG_GET
 #undef UKR_ARGS
@@ -22,6 +24,7 @@
 
 #define FT double
 #define FM_X(n) fm_d_##n
+#define FM_PUB(n) fm_dgemm_##n
 #define CFG fm_dgemm_cfg
 #define CFG_GET fm_dgemm_cfg_get
 #define UKR_ARGS fm_dukr_args
@@ -41,49 +44,4 @@ int fm_dgemm(int arch, int64_t m, int64_t n, int64_t k, double alpha, const doub
              int nthreads) {
     return fm_d_gemm(arch, m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, bias,
                      act, slope, nthreads);
-}
-
-int fm_sgemm_ukr_call(int arch, int64_t k, const float *a, const float *b, float *c, int64_t rsc,
-                      float alpha, float beta, const float *bias, int act, float slope) {
-    const fm_sgemm_cfg *cfg = fm_sgemm_cfg_get(arch);
-    if (!cfg || k < 0 || act < FM_ACT_NONE || act > FM_ACT_TANH) return FM_ERR_ARG;
-    fm_sukr_args args = {alpha, beta, bias, act, slope};
-    cfg->ukr(k, a, b, c, rsc, &args);
-    return FM_OK;
-}
-
-int fm_dgemm_ukr_call(int arch, int64_t k, const double *a, const double *b, double *c,
-                      int64_t rsc, double alpha, double beta, const double *bias, int act,
-                      double slope) {
-    const fm_dgemm_cfg *cfg = fm_dgemm_cfg_get(arch);
-    if (!cfg || k < 0 || act < FM_ACT_NONE || act > FM_ACT_TANH) return FM_ERR_ARG;
-    fm_dukr_args args = {alpha, beta, bias, act, slope};
-    cfg->ukr(k, a, b, c, rsc, &args);
-    return FM_OK;
-}
-
-/* The general kernel (ukernel.h fm_?gemm_gen) of an architecture, for tests:
- * FM_ERR_ARG if the table has none or the tile is out of range. */
-int fm_sgemm_gen_call(int arch, int mi, int np, int64_t k, const float *a, int64_t ars,
-                      int64_t acs, const float *b, float *c, int64_t rsc, float alpha,
-                      float beta, const float *bias, int act, float slope) {
-    const fm_sgemm_cfg *cfg = fm_sgemm_cfg_get(arch);
-    if (!cfg || !cfg->gen || k < 0 || mi < 1 || mi > cfg->mr || np < 1 || np > 2 ||
-        act < FM_ACT_NONE || act > FM_ACT_TANH)
-        return FM_ERR_ARG;
-    fm_sukr_args args = {alpha, beta, bias, act, slope};
-    cfg->gen(mi, np, k, a, ars, acs, b, c, rsc, &args);
-    return FM_OK;
-}
-
-int fm_dgemm_gen_call(int arch, int mi, int np, int64_t k, const double *a, int64_t ars,
-                      int64_t acs, const double *b, double *c, int64_t rsc, double alpha,
-                      double beta, const double *bias, int act, double slope) {
-    const fm_dgemm_cfg *cfg = fm_dgemm_cfg_get(arch);
-    if (!cfg || !cfg->gen || k < 0 || mi < 1 || mi > cfg->mr || np < 1 || np > 2 ||
-        act < FM_ACT_NONE || act > FM_ACT_TANH)
-        return FM_ERR_ARG;
-    fm_dukr_args args = {alpha, beta, bias, act, slope};
-    cfg->gen(mi, np, k, a, ars, acs, b, c, rsc, &args);
-    return FM_OK;
 }

@@ -1,6 +1,7 @@
 /* GEMM driver template, included by gemm.c once per dtype with
  *   FT      element type (float / double)
  *   FM_X(n) name mangler (fm_s_##n / fm_d_##n)
+ *   FM_PUB(n) public name mangler (fm_sgemm_##n / fm_dgemm_##n)
  *   CFG     configuration table type, UKR_ARGS micro-kernel argument type
  *   ACT_SCALAR scalar activation (epilogue.h)
  *
@@ -686,4 +687,30 @@ int FM_X(gemm_team_prepare)(int arch, int64_t m, int64_t n, int64_t k, FT alpha,
  * the caller puts a barrier before anyone reads C. */
 void FM_X(gemm_team)(const FM_X(gemm_call) *call, int tid, void *ws) {
     FM_X(team_part)(call->cfg, &call->prob, call->path, tid, call->nt, (char *)ws);
+}
+
+/* ---- test entries (fastmlp.h fm_?gemm_ukr_call / fm_?gemm_gen_call) ---- */
+
+/* The packed micro-kernel of an architecture on one tile. */
+int FM_PUB(ukr_call)(int arch, int64_t k, const FT *a, const FT *b, FT *c, int64_t rsc, FT alpha,
+                     FT beta, const FT *bias, int act, FT slope) {
+    const CFG *cfg = CFG_GET(arch);
+    if (!cfg || k < 0 || act < FM_ACT_NONE || act > FM_ACT_TANH) return FM_ERR_ARG;
+    UKR_ARGS args = {alpha, beta, bias, act, slope};
+    cfg->ukr(k, a, b, c, rsc, &args);
+    return FM_OK;
+}
+
+/* The general kernel (ukernel.h fm_?gemm_gen) of an architecture:
+ * FM_ERR_ARG if the table has none or the tile is out of range. */
+int FM_PUB(gen_call)(int arch, int mi, int np, int64_t k, const FT *a, int64_t ars, int64_t acs,
+                     const FT *b, FT *c, int64_t rsc, FT alpha, FT beta, const FT *bias, int act,
+                     FT slope) {
+    const CFG *cfg = CFG_GET(arch);
+    if (!cfg || !cfg->gen || k < 0 || mi < 1 || mi > cfg->mr || np < 1 || np > 2 ||
+        act < FM_ACT_NONE || act > FM_ACT_TANH)
+        return FM_ERR_ARG;
+    UKR_ARGS args = {alpha, beta, bias, act, slope};
+    cfg->gen(mi, np, k, a, ars, acs, b, c, rsc, &args);
+    return FM_OK;
 }

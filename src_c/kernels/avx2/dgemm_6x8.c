@@ -55,54 +55,14 @@ static inline __m256d fm_d_epi(__m256d v, const double *cij, int has_beta, __m25
     FM_D_STEP_AT(b + 8 * (u), a + 6 * (u), a + 6 * (u) + 1, a + 6 * (u) + 2,   \
                  a + 6 * (u) + 3, a + 6 * (u) + 4, a + 6 * (u) + 5)
 
-/* A tile's start: its 12 accumulators, zeroed, and its C rows pulled
- * towards L1 while the k loop runs (c, rsc in scope). */
-#define FM_D_TILE_BEGIN()                                                      \
-    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();             \
-    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();             \
-    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();             \
-    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();             \
-    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();             \
-    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();             \
-    for (int i_ = 0; i_ < 6; i_++) {                                           \
-        _mm_prefetch((const char *)(c + i_ * rsc), _MM_HINT_T0);               \
-        _mm_prefetch((const char *)(c + i_ * rsc + 7), _MM_HINT_T0);           \
-    }
-
-/* The tile's epilogue and store, shared by the packed and in-place kernels. */
+/* The tile's epilogue and store, shared by the packed and in-place kernels;
+ * sigmoid and tanh then per element (see the top of this file). */
 static inline __attribute__((always_inline)) void fm_d_store_6x8(
     double *restrict c, int64_t rsc, const fm_dukr_args *args, __m256d c00, __m256d c01,
     __m256d c10, __m256d c11, __m256d c20, __m256d c21, __m256d c30, __m256d c31, __m256d c40,
     __m256d c41, __m256d c50, __m256d c51) {
-    /* Plain GEMM (no bias, no activation): the shared fast store. */
-    if (args->act == FM_ACT_NONE && !args->bias) {
-        FM_STORE_PLAIN_6X2(__m256d, pd, 4);
-        return;
-    }
-    const __m256d valpha = _mm256_set1_pd(args->alpha);
-    const __m256d vbeta = _mm256_set1_pd(args->beta);
-    const __m256d vslope = _mm256_set1_pd(args->slope);
-    const int has_beta = args->beta != 0.0;
+    FM_STORE_6X2(__m256d, pd, 4, fm_d_epi);
     const int act = args->act;
-    const double *bias0 = args->bias, *bias1 = args->bias ? args->bias + 4 : NULL;
-
-#define FM_D_ROW(i, x0, x1)                                                              \
-    do {                                                                                 \
-        double *ci = c + (i) * rsc;                                                      \
-        __m256d v0 = fm_d_epi(_mm256_mul_pd(valpha, x0), ci, has_beta, vbeta, bias0, act, vslope); \
-        __m256d v1 = fm_d_epi(_mm256_mul_pd(valpha, x1), ci + 4, has_beta, vbeta, bias1, act, vslope); \
-        _mm256_storeu_pd(ci, v0);                                                        \
-        _mm256_storeu_pd(ci + 4, v1);                                                    \
-    } while (0)
-
-    FM_D_ROW(0, c00, c01);
-    FM_D_ROW(1, c10, c11);
-    FM_D_ROW(2, c20, c21);
-    FM_D_ROW(3, c30, c31);
-    FM_D_ROW(4, c40, c41);
-    FM_D_ROW(5, c50, c51);
-#undef FM_D_ROW
-
     if (act == FM_ACT_SIGMOID || act == FM_ACT_TANH) {
         for (int i = 0; i < 6; i++)
             for (int j = 0; j < 8; j++)
@@ -112,7 +72,7 @@ static inline __attribute__((always_inline)) void fm_d_store_6x8(
 
 void fm_dgemm_avx2_6x8(int64_t k, const double *restrict a, const double *restrict b,
                        double *restrict c, int64_t rsc, const fm_dukr_args *args) {
-    FM_D_TILE_BEGIN();
+    FM_TILE_BEGIN_6X2(__m256d, pd, 4);
 
     int64_t p = 0;
     for (; p + 4 <= k; p += 4) {
@@ -140,7 +100,7 @@ void fm_dgemm_avx2_6x8(int64_t k, const double *restrict a, const double *restri
 void fm_dgemm_avx2_6x8_rowa(int64_t k, const double *restrict a, int64_t rsa,
                             const double *restrict b, double *restrict c, int64_t rsc,
                             const fm_dukr_args *args) {
-    FM_D_TILE_BEGIN();
+    FM_TILE_BEGIN_6X2(__m256d, pd, 4);
     /* Rows 0-2 at ra + {0, 1, 2} rs bytes, rows 3-5 at rb + {0, 1, 2} rs: two
      * cursors and one stride in registers (base + index * {1, 2} addressing).
      * Six separate row cursors made GCC spill them in the loop. */

@@ -40,34 +40,7 @@ static inline __attribute__((always_inline)) void fm_s_store_6x16(
     float *restrict c, int64_t rsc, const fm_sukr_args *args, __m256 c00, __m256 c01,
     __m256 c10, __m256 c11, __m256 c20, __m256 c21, __m256 c30, __m256 c31, __m256 c40,
     __m256 c41, __m256 c50, __m256 c51) {
-    /* Plain GEMM (no bias, no activation): the shared fast store. */
-    if (args->act == FM_ACT_NONE && !args->bias) {
-        FM_STORE_PLAIN_6X2(__m256, ps, 8);
-        return;
-    }
-    const __m256 valpha = _mm256_set1_ps(args->alpha);
-    const __m256 vbeta = _mm256_set1_ps(args->beta);
-    const __m256 vslope = _mm256_set1_ps(args->slope);
-    const int has_beta = args->beta != 0.0f;
-    const int act = args->act;
-    const float *bias0 = args->bias, *bias1 = args->bias ? args->bias + 8 : NULL;
-
-#define FM_S_ROW(i, x0, x1)                                                              \
-    do {                                                                                 \
-        float *ci = c + (i) * rsc;                                                       \
-        __m256 v0 = fm_s_epi(_mm256_mul_ps(valpha, x0), ci, has_beta, vbeta, bias0, act, vslope); \
-        __m256 v1 = fm_s_epi(_mm256_mul_ps(valpha, x1), ci + 8, has_beta, vbeta, bias1, act, vslope); \
-        _mm256_storeu_ps(ci, v0);                                                        \
-        _mm256_storeu_ps(ci + 8, v1);                                                    \
-    } while (0)
-
-    FM_S_ROW(0, c00, c01);
-    FM_S_ROW(1, c10, c11);
-    FM_S_ROW(2, c20, c21);
-    FM_S_ROW(3, c30, c31);
-    FM_S_ROW(4, c40, c41);
-    FM_S_ROW(5, c50, c51);
-#undef FM_S_ROW
+    FM_STORE_6X2(__m256, ps, 8, fm_s_epi);
 }
 
 /* One k step: B row bp (two vectors) times the six A values at p0..p5. */
@@ -97,18 +70,7 @@ static inline __attribute__((always_inline)) void fm_s_store_6x16(
 
 void fm_sgemm_avx2_6x16(int64_t k, const float *restrict a, const float *restrict b,
                         float *restrict c, int64_t rsc, const fm_sukr_args *args) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-
-    /* Pull the C tile towards L1 while the k loop runs. */
-    for (int i = 0; i < 6; i++) {
-        _mm_prefetch((const char *)(c + i * rsc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * rsc + 15), _MM_HINT_T0);
-    }
+    FM_TILE_BEGIN_6X2(__m256, ps, 8);
 
     /* Main loop, 4 k steps per iteration, in inline assembly: written with
      * intrinsics GCC 12 spills one accumulator per iteration, which puts a
@@ -232,18 +194,8 @@ void fm_sgemm_avx2_6x16(int64_t k, const float *restrict a, const float *restric
 void fm_sgemm_avx2_6x16_rowa(int64_t k, const float *restrict a, int64_t rsa,
                              const float *restrict b, float *restrict c, int64_t rsc,
                              const fm_sukr_args *args) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    FM_TILE_BEGIN_6X2(__m256, ps, 8);
     const int64_t rs = rsa * (int64_t)sizeof(float);
-
-    for (int i = 0; i < 6; i++) {
-        _mm_prefetch((const char *)(c + i * rsc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * rsc + 15), _MM_HINT_T0);
-    }
 
     /* Rows 0-2 are addressed from r8 (a), rows 3-5 from r9 (a + 3 rows),
      * with the row stride in a register (base + stride * 1 or 2): no pointer
