@@ -68,6 +68,21 @@ static inline __attribute__((always_inline)) void fm_s_store_6x16(
     FM_S_STEP_AT(b + 16 * (u), a + 6 * (u), a + 6 * (u) + 1, a + 6 * (u) + 2,  \
                  a + 6 * (u) + 3, a + 6 * (u) + 4, a + 6 * (u) + 5)
 
+/* One k step of the tile in asm: B row halves at BLO, BHI into ymm13/14, the
+ * six A values at A0..A5 broadcast through ymm15, twelve FMAs. Operands are
+ * AT&T address strings, so the packed and in-place kernels share the body
+ * and differ only in their addressing. */
+#define FM_S_ASM_STEP(BLO, BHI, A0, A1, A2, A3, A4, A5)                        \
+    "vmovups " BLO ", %%ymm13\n\t"                                              \
+    "vmovups " BHI ", %%ymm14\n\t"                                              \
+    FM_S_ASM_ROW_(A0, "c00", "c01") FM_S_ASM_ROW_(A1, "c10", "c11")             \
+    FM_S_ASM_ROW_(A2, "c20", "c21") FM_S_ASM_ROW_(A3, "c30", "c31")             \
+    FM_S_ASM_ROW_(A4, "c40", "c41") FM_S_ASM_ROW_(A5, "c50", "c51")
+#define FM_S_ASM_ROW_(A, C0, C1)                                               \
+    "vbroadcastss " A ", %%ymm15\n\t"                                           \
+    "vfmadd231ps %%ymm13, %%ymm15, %[" C0 "]\n\t"                               \
+    "vfmadd231ps %%ymm14, %%ymm15, %[" C1 "]\n\t"
+
 void fm_sgemm_avx2_6x16(int64_t k, const float *restrict a, const float *restrict b,
                         float *restrict c, int64_t rsc, const fm_sukr_args *args) {
     FM_TILE_BEGIN_6X2(__m256, ps, 8);
@@ -86,86 +101,14 @@ void fm_sgemm_avx2_6x16(int64_t k, const float *restrict a, const float *restric
              * lines so that none is skipped. */
             "prefetcht0 384(%[a])\n\t"
             "prefetcht0 448(%[a])\n\t"
-            "vmovups 0(%[b]), %%ymm13\n\t"
-            "vmovups 32(%[b]), %%ymm14\n\t"
-            "vbroadcastss 0(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
-            "vbroadcastss 4(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
-            "vbroadcastss 8(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
-            "vbroadcastss 12(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
-            "vbroadcastss 16(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
-            "vbroadcastss 20(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
-            "vmovups 64(%[b]), %%ymm13\n\t"
-            "vmovups 96(%[b]), %%ymm14\n\t"
-            "vbroadcastss 24(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
-            "vbroadcastss 28(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
-            "vbroadcastss 32(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
-            "vbroadcastss 36(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
-            "vbroadcastss 40(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
-            "vbroadcastss 44(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
-            "vmovups 128(%[b]), %%ymm13\n\t"
-            "vmovups 160(%[b]), %%ymm14\n\t"
-            "vbroadcastss 48(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
-            "vbroadcastss 52(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
-            "vbroadcastss 56(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
-            "vbroadcastss 60(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
-            "vbroadcastss 64(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
-            "vbroadcastss 68(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
-            "vmovups 192(%[b]), %%ymm13\n\t"
-            "vmovups 224(%[b]), %%ymm14\n\t"
-            "vbroadcastss 72(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
-            "vbroadcastss 76(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
-            "vbroadcastss 80(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
-            "vbroadcastss 84(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
-            "vbroadcastss 88(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
-            "vbroadcastss 92(%[a]), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
+            FM_S_ASM_STEP("0(%[b])", "32(%[b])", "0(%[a])", "4(%[a])", "8(%[a])",
+                          "12(%[a])", "16(%[a])", "20(%[a])")
+            FM_S_ASM_STEP("64(%[b])", "96(%[b])", "24(%[a])", "28(%[a])", "32(%[a])",
+                          "36(%[a])", "40(%[a])", "44(%[a])")
+            FM_S_ASM_STEP("128(%[b])", "160(%[b])", "48(%[a])", "52(%[a])", "56(%[a])",
+                          "60(%[a])", "64(%[a])", "68(%[a])")
+            FM_S_ASM_STEP("192(%[b])", "224(%[b])", "72(%[a])", "76(%[a])", "80(%[a])",
+                          "84(%[a])", "88(%[a])", "92(%[a])")
             "addq $96, %[a]\n\t"
             "addq $256, %[b]\n\t"
             "decq %[it]\n\t"
@@ -213,86 +156,14 @@ void fm_sgemm_avx2_6x16_rowa(int64_t k, const float *restrict a, int64_t rsa,
             /* No software prefetch: the hardware prefetchers follow the six
              * row streams, and prefetching each row two lines ahead measured
              * slower (x @ W1, 1 thread: 601 against 585 us). */
-            "vmovups 0(%%r10), %%ymm13\n\t"
-            "vmovups 32(%%r10), %%ymm14\n\t"
-            "vbroadcastss 0(%%r8), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
-            "vbroadcastss 0(%%r8,%[rs],1), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
-            "vbroadcastss 0(%%r8,%[rs],2), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
-            "vbroadcastss 0(%%r9), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
-            "vbroadcastss 0(%%r9,%[rs],1), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
-            "vbroadcastss 0(%%r9,%[rs],2), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
-            "vmovups 64(%%r10), %%ymm13\n\t"
-            "vmovups 96(%%r10), %%ymm14\n\t"
-            "vbroadcastss 4(%%r8), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
-            "vbroadcastss 4(%%r8,%[rs],1), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
-            "vbroadcastss 4(%%r8,%[rs],2), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
-            "vbroadcastss 4(%%r9), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
-            "vbroadcastss 4(%%r9,%[rs],1), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
-            "vbroadcastss 4(%%r9,%[rs],2), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
-            "vmovups 128(%%r10), %%ymm13\n\t"
-            "vmovups 160(%%r10), %%ymm14\n\t"
-            "vbroadcastss 8(%%r8), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
-            "vbroadcastss 8(%%r8,%[rs],1), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
-            "vbroadcastss 8(%%r8,%[rs],2), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
-            "vbroadcastss 8(%%r9), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
-            "vbroadcastss 8(%%r9,%[rs],1), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
-            "vbroadcastss 8(%%r9,%[rs],2), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
-            "vmovups 192(%%r10), %%ymm13\n\t"
-            "vmovups 224(%%r10), %%ymm14\n\t"
-            "vbroadcastss 12(%%r8), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c00]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c01]\n\t"
-            "vbroadcastss 12(%%r8,%[rs],1), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c10]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c11]\n\t"
-            "vbroadcastss 12(%%r8,%[rs],2), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c20]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c21]\n\t"
-            "vbroadcastss 12(%%r9), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c30]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c31]\n\t"
-            "vbroadcastss 12(%%r9,%[rs],1), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c40]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c41]\n\t"
-            "vbroadcastss 12(%%r9,%[rs],2), %%ymm15\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %[c50]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %[c51]\n\t"
+            FM_S_ASM_STEP("0(%%r10)", "32(%%r10)", "0(%%r8)", "0(%%r8,%[rs],1)", "0(%%r8,%[rs],2)",
+                          "0(%%r9)", "0(%%r9,%[rs],1)", "0(%%r9,%[rs],2)")
+            FM_S_ASM_STEP("64(%%r10)", "96(%%r10)", "4(%%r8)", "4(%%r8,%[rs],1)", "4(%%r8,%[rs],2)",
+                          "4(%%r9)", "4(%%r9,%[rs],1)", "4(%%r9,%[rs],2)")
+            FM_S_ASM_STEP("128(%%r10)", "160(%%r10)", "8(%%r8)", "8(%%r8,%[rs],1)", "8(%%r8,%[rs],2)",
+                          "8(%%r9)", "8(%%r9,%[rs],1)", "8(%%r9,%[rs],2)")
+            FM_S_ASM_STEP("192(%%r10)", "224(%%r10)", "12(%%r8)", "12(%%r8,%[rs],1)", "12(%%r8,%[rs],2)",
+                          "12(%%r9)", "12(%%r9,%[rs],1)", "12(%%r9,%[rs],2)")
             "addq $16, %%r8\n\t"
             "addq $16, %%r9\n\t"
             "addq $256, %%r10\n\t"
