@@ -2,8 +2,33 @@
 
 Design: tests compare fastmlp.ops against these in float64. They are written
 for clarity, not speed, and share no code with the compiled path.
+
+Transcendental functions (exp, log, tanh, cosh, logaddexp) are evaluated in
+long double and rounded to the working dtype (_exp, _log, ...): NumPy's
+float64 ufuncs take different SIMD code on AVX-512 and AVX2 hosts, a few ulp
+apart, while its long double functions are libm's, the same on every host. So
+a reference value never moves with the machine the tests run on. Passing long
+double arrays keeps the whole computation in long double (tests use that where
+a result cancels, e.g. the gradient of a loss).
 """
 import numpy as np
+
+
+def _ld_ufunc(f):
+    def g(*xs):
+        dt = np.result_type(*xs, np.float64)
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            r = f(*(np.asarray(x, np.longdouble) for x in xs))
+        return r.astype(dt) if isinstance(r, np.ndarray) else dt.type(r)
+    g.__name__ = f.__name__
+    return g
+
+
+_exp = _ld_ufunc(np.exp)
+_log = _ld_ufunc(np.log)
+_tanh = _ld_ufunc(np.tanh)
+_cosh = _ld_ufunc(np.cosh)
+_logaddexp = _ld_ufunc(np.logaddexp)
 
 
 def _act(z, activation, alpha=0.01):
@@ -15,10 +40,10 @@ def _act(z, activation, alpha=0.01):
         return np.where(z < 0, alpha * z, z)
     if activation in ("sigmoid", "logistic"):
         # Stable in both tails: exp of a non-positive number only.
-        e = np.exp(-np.abs(z))
+        e = _exp(-np.abs(z))
         return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
     if activation == "tanh":
-        return np.tanh(z)
+        return _tanh(z)
     raise ValueError(activation)
 
 
@@ -220,7 +245,7 @@ def adamax_step(params, grads, m, u, *, step, lr=0.002, beta1=0.9, beta2=0.999, 
 # where possible (logaddexp, cosh, s(z) s(-z)).
 
 def _sigmoid(z):
-    e = np.exp(-np.abs(z))
+    e = _exp(-np.abs(z))
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
@@ -235,7 +260,7 @@ def activation(name, z, out=None, *, alpha=0.01):
     elif name in ("sigmoid", "logistic"):
         r = _sigmoid(z)
     elif name == "tanh":
-        r = np.tanh(z)
+        r = _tanh(z)
     elif name == "sign":
         r = np.sign(z)
     else:
@@ -259,7 +284,7 @@ def activation_derivative(name, z, alpha=0.01):
         d = _sigmoid(z) * _sigmoid(-z)
     elif name == "tanh":
         with np.errstate(over="ignore"):
-            d = (1.0 / np.cosh(z)) ** 2
+            d = (1.0 / _cosh(z)) ** 2
     elif name == "sign":
         d = np.zeros_like(z)
     else:
@@ -279,7 +304,7 @@ def activation_backward(name, z, grad, out=None, *, alpha=0.01):
 def log_softmax(z, out=None):
     z = np.asarray(z, np.float64)
     m = z.max(axis=1, keepdims=True)
-    r = z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+    r = z - m - _log(_exp(z - m).sum(axis=1, keepdims=True))
     if out is not None:
         out[...] = r
         return out
@@ -287,7 +312,7 @@ def log_softmax(z, out=None):
 
 
 def softmax(z, out=None):
-    r = np.exp(log_softmax(z))
+    r = _exp(log_softmax(z))
     if out is not None:
         out[...] = r
         return out
@@ -308,19 +333,27 @@ def softmax_cross_entropy(logits, target, sample_weight=None):
     ce = -(np.where(t != 0, t * ls, 0.0)).sum(axis=1)
     tsum = t.sum(axis=1, keepdims=True)
     loss = float((w * ce).sum() / w.sum())
-    grad = (w / w.sum())[:, None] * (tsum * np.exp(ls) - t)
+    grad = (w / w.sum())[:, None] * (tsum * _exp(ls) - t)
     return loss, grad
 
 
+def _wide(x):
+    """float64, or np.longdouble for long double input: tests pass long double
+    to get a reference whose exp/log come from libm's long double functions,
+    which do not depend on NumPy's SIMD dispatch (float64 np.exp and np.log
+    take other code paths, a few ulp apart, on AVX-512 and AVX2 hosts)."""
+    return np.longdouble if np.asarray(x).dtype == np.longdouble else np.float64
+
+
 def _pair(x, target):
-    x = np.asarray(x, np.float64)
-    t = np.asarray(target, np.float64).reshape(x.shape)
+    x = np.asarray(x, _wide(x))
+    t = np.asarray(target, x.dtype).reshape(x.shape)
     return x, t
 
 
 def sigmoid_binary_cross_entropy(logits, target):
     z, t = _pair(logits, target)
-    loss = np.logaddexp(0.0, z) - z * t
+    loss = _logaddexp(0.0, z) - z * t
     return float(loss.mean()), (_sigmoid(z) - t) / z.size
 
 
@@ -329,7 +362,7 @@ def binary_cross_entropy(prob, target, eps=None):
     if eps is None:
         eps = np.finfo(np.asarray(prob).dtype).eps
     p = np.clip(p, eps, 1 - eps)
-    loss = -(t * np.log(p) + (1 - t) * np.log(1 - p))
+    loss = -(t * _log(p) + (1 - t) * _log(1 - p))
     return float(loss.mean()), ((1 - t) / (1 - p) - t / p) / p.size
 
 
@@ -345,7 +378,7 @@ def mae(pred, target):
 
 def poisson(log_pred, target):
     x, t = _pair(log_pred, target)
-    return float((np.exp(x) - t * x).mean()), (np.exp(x) - t) / x.size
+    return float((_exp(x) - t * x).mean()), (_exp(x) - t) / x.size
 
 # ---------------------------------------------------------------- bias_grad, linear_backward,
 # dropout, batch norm, layer norm (float64; the backward passes are written in

