@@ -1,8 +1,9 @@
 """Build fastmlp: Cython extensions over the C kernels in src_c/, with OpenMP.
 
 Design: every extension links the same C objects. The files under
-src_c/kernels/avx2/ are compiled on x86-64 with -mavx2 -mfma (per-file flags,
-see FastmlpBuildExt); everything else targets the baseline ISA, and the
+src_c/kernels/avx2/ are compiled on x86-64 with -mavx2 -mfma, those under
+src_c/kernels/avx512/ with -mavx512f -mavx512dq -mavx512bw -mavx512vl (per-file
+flags, see FastmlpBuildExt); everything else targets the baseline ISA, and the
 kernels are chosen at run time from the CPU's features (src_c/cpu.c). No
 -march=native: the wheel must run on any x86-64 CPU.
 
@@ -28,9 +29,31 @@ OPENMP = os.environ.get("FASTMLP_NO_OPENMP", "") in ("", "0")
 
 
 def c_sources():
-    """Every C file under src_c/; files in an avx2/ folder only on x86-64."""
+    """Every C file under src_c/; files in an avx2/ or avx512/ folder only on x86-64."""
     srcs = sorted(glob("src_c/**/*.c", recursive=True))
-    return [s for s in srcs if IS_X86_64 or "/avx2/" not in s.replace(os.sep, "/")]
+    return [s for s in srcs if IS_X86_64 or _isa(s) is None]
+
+
+def _isa(src):
+    """The ISA folder a source file is in ("avx2", "avx512") or None."""
+    parts = src.replace(os.sep, "/").split("/")
+    return next((p for p in parts if p in ("avx2", "avx512")), None)
+
+
+# Per-file flags of each ISA folder (GCC/clang; MSVC in isa_flags()).
+ISA_FLAGS = {
+    "avx2": ["-mavx2", "-mfma"],
+    "avx512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl"],
+}
+
+
+def isa_flags(src):
+    isa = _isa(src)
+    if isa is None:
+        return []
+    if IS_MSVC:
+        return ["/arch:AVX2"] if isa == "avx2" else ["/arch:AVX512"]
+    return ISA_FLAGS[isa]
 
 
 def base_flags():
@@ -58,7 +81,7 @@ def link_flags():
 
 
 def macros():
-    return [("FM_BUILD_AVX2", "1")] if IS_X86_64 else []
+    return [("FM_BUILD_AVX2", "1"), ("FM_BUILD_AVX512", "1")] if IS_X86_64 else []
 
 
 class FastmlpBuildExt(build_ext):
@@ -68,11 +91,7 @@ class FastmlpBuildExt(build_ext):
         objects = []
         inc = [os.path.join(HERE, "src_c")]
         for src in c_sources():
-            extra = list(base_flags())
-            if "/avx2/" in src.replace(os.sep, "/") and not IS_MSVC:
-                extra += ["-mavx2", "-mfma"]
-            elif "/avx2/" in src.replace(os.sep, "/"):
-                extra += ["/arch:AVX2"]
+            extra = list(base_flags()) + isa_flags(src)
             objects += self.compiler.compile(
                 [src], output_dir=self.build_temp, macros=macros(), include_dirs=inc,
                 extra_postargs=extra, depends=glob("src_c/**/*.h", recursive=True))

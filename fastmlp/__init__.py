@@ -4,6 +4,12 @@ Hot kernels (BLIS-style GEMM with fused epilogues, and the neural kernels) are
 C and Cython with OpenMP, float32 and float64; see ``fastmlp.show_config()``.
 """
 from fastmlp._version import __version__
+from fastmlp._core import _gemm as _gemm_core
+
+# FASTMLP_KERNEL=avx512|avx2|ref forces one kernel family; one this build or
+# this CPU cannot run is an error here, never a silent fallback or a fault.
+if _gemm_core.arch_env_error() is not None:
+    raise RuntimeError(_gemm_core.arch_env_error())
 from fastmlp._threads import get_num_threads, set_num_threads, threads
 from fastmlp import ops
 from fastmlp.ops import matmul

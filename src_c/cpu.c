@@ -1,17 +1,20 @@
 /* CPU feature detection and build information.
  *
  * Design: the shipped build is compiled for the baseline ISA (no
- * -march=native); only the files under kernels/avx2/ get -mavx2 -mfma. This
- * file decides at run time whether those kernels may be called. GCC and
+ * -march=native); only the files under kernels/avx2/ get -mavx2 -mfma and
+ * those under kernels/avx512/ the AVX-512 flags. This file decides at run
+ * time which of them may be called (AVX-512 first, then AVX2, then ref). GCC and
  * clang's __builtin_cpu_supports("avx2") also checks that the OS saves the
  * ymm state (XGETBV), so a kernel never faults on an OS without AVX support.
  */
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include "fastmlp.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FM_X86_DETECT 1
+#include <cpuid.h>
 #endif
 
 int fm_cpu_has_avx2(void) {
@@ -32,11 +35,35 @@ int fm_cpu_has_fma(void) {
 #endif
 }
 
+/* AVX-512 needs more than the CPUID bits: the OS must save the opmask and
+ * the 32 full ZMM registers on a context switch (XCR0 bits 5-7, with the
+ * SSE and AVX state, bits 1-2), or the first kernel would fault. Checked
+ * here explicitly with CPUID leaf 1 (OSXSAVE), XGETBV and leaf 7. */
+int fm_cpu_has_avx512(void) {
+#ifdef FM_X86_DETECT
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
+    if (!(ecx & (1u << 27))) return 0;               /* OSXSAVE: XGETBV usable */
+    unsigned int xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    if ((xlo & 0xE6u) != 0xE6u) return 0;            /* SSE, AVX, opmask, ZMM state */
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, eax, ebx, ecx, edx);
+    const unsigned int need = (1u << 16) | (1u << 17) | (1u << 30) | (1u << 31); /* F DQ BW VL */
+    return (ebx & need) == need && fm_cpu_has_avx2() && fm_cpu_has_fma();
+#else
+    return 0;
+#endif
+}
+
 int fm_arch_compiled(int arch) {
     switch (arch) {
     case FM_ARCH_REF: return 1;
 #ifdef FM_BUILD_AVX2
     case FM_ARCH_AVX2: return 1;
+#endif
+#ifdef FM_BUILD_AVX512
+    case FM_ARCH_AVX512: return 1;
 #endif
     default: return 0;
     }
@@ -45,6 +72,7 @@ int fm_arch_compiled(int arch) {
 int fm_arch_usable(int arch) {
     if (!fm_arch_compiled(arch)) return 0;
     if (arch == FM_ARCH_AVX2) return fm_cpu_has_avx2() && fm_cpu_has_fma();
+    if (arch == FM_ARCH_AVX512) return fm_cpu_has_avx512();
     return 1;
 }
 
@@ -52,22 +80,48 @@ const char *fm_arch_name(int arch) {
     switch (arch) {
     case FM_ARCH_REF: return "ref";
     case FM_ARCH_AVX2: return "avx2";
+    case FM_ARCH_AVX512: return "avx512";
     default: return "unknown";
     }
 }
 
 /* The best usable architecture, unless FASTMLP_KERNEL names another one
- * ("ref" forces the portable kernels, e.g. to rule out a SIMD bug). */
+ * ("ref" forces the portable kernels, e.g. to rule out a SIMD bug). A name
+ * that is unknown, not built or not supported by this CPU is never
+ * silently replaced: fm_arch_env_error() says why, and the Python layer
+ * raises it at import (the C entry points then run the best usable kernel,
+ * so nothing faults). */
 static int fm_best_cached = -2;
+static char fm_env_error[160];
 
 static int fm_arch_best_compute(void) {
-    int choice = fm_arch_usable(FM_ARCH_AVX2) ? FM_ARCH_AVX2 : FM_ARCH_REF;
+    int choice = FM_ARCH_REF;
+    if (fm_arch_usable(FM_ARCH_AVX2)) choice = FM_ARCH_AVX2;
+    if (fm_arch_usable(FM_ARCH_AVX512)) choice = FM_ARCH_AVX512;
+    fm_env_error[0] = 0;
     const char *env = getenv("FASTMLP_KERNEL");
-    if (env && *env) {
+    if (env && *env && strcmp(env, "auto") != 0) {
+        int found = -1;
         for (int a = 0; a < FM_ARCH_COUNT; a++)
-            if (strcmp(env, fm_arch_name(a)) == 0 && fm_arch_usable(a)) choice = a;
+            if (strcmp(env, fm_arch_name(a)) == 0) found = a;
+        if (found < 0)
+            snprintf(fm_env_error, sizeof fm_env_error,
+                     "FASTMLP_KERNEL=%.40s: unknown kernel (use auto, ref, avx2 or avx512)", env);
+        else if (!fm_arch_compiled(found))
+            snprintf(fm_env_error, sizeof fm_env_error,
+                     "FASTMLP_KERNEL=%s: this build has no %s kernels", env, env);
+        else if (!fm_arch_usable(found))
+            snprintf(fm_env_error, sizeof fm_env_error,
+                     "FASTMLP_KERNEL=%s: this CPU (or its OS) does not support %s", env, env);
+        else
+            choice = found;
     }
     return choice;
+}
+
+const char *fm_arch_env_error(void) {
+    (void)fm_arch_best();
+    return fm_env_error[0] ? fm_env_error : NULL;
 }
 
 /* Decided once at load time (single-threaded), read-only afterwards. */

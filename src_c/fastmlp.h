@@ -41,12 +41,22 @@ enum {
     FM_ARCH_AUTO = -1,
     FM_ARCH_REF = 0,   /* portable C, always built, always correct */
     FM_ARCH_AVX2 = 1,  /* x86-64 AVX2 + FMA intrinsics */
-    FM_ARCH_COUNT = 2
+    FM_ARCH_AVX512 = 2, /* x86-64 AVX-512 (F, DQ, BW, VL) GEMM kernels; the
+                         * element-wise kernels run their AVX2 code there */
+    FM_ARCH_COUNT = 3
 };
 
 /* ---- CPU features and build information (cpu.c) ---- */
 int fm_cpu_has_avx2(void);       /* AVX2 usable (CPU bit and OS state saving) */
 int fm_cpu_has_fma(void);
+int fm_cpu_has_avx512(void);     /* AVX-512 F/DQ/BW/VL usable (CPU bits and OS ZMM state) */
+/* The element-wise kernels (activations, losses, optimizers, norms) have
+ * reference and AVX2 code: the AVX2 code for FM_ARCH_AVX2 and FM_ARCH_AVX512. */
+static inline int fm_arch_avx2_family(int arch) {
+    return arch == FM_ARCH_AVX2 || arch == FM_ARCH_AVX512;
+}
+/* Why FASTMLP_KERNEL could not be honoured (NULL if it was, or is unset). */
+const char *fm_arch_env_error(void);
 int fm_arch_compiled(int arch);  /* 1 if the kernels of `arch` are in this build */
 int fm_arch_usable(int arch);    /* compiled and supported by this CPU */
 int fm_arch_best(void);          /* what FM_ARCH_AUTO resolves to */

@@ -88,7 +88,7 @@ def test_get_config_consistent():
     assert cfg["num_threads"] == fastmlp.get_num_threads()
     assert "ref" in cfg["kernels_compiled"]
     assert cfg["gemm_float32"]["name"] == _gemm.gemm_info(False)["name"]
-    assert set(cfg["cpu_features"]) == {"avx2", "fma"}
+    assert set(cfg["cpu_features"]) == {"avx2", "fma", "avx512"}
 
 
 def test_version_is_a_string():

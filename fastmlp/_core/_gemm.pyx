@@ -26,6 +26,7 @@ ACTIVATIONS = {None: FM_ACT_NONE, "identity": FM_ACT_NONE, "relu": FM_ACT_RELU,
 ARCH_AUTO = FM_ARCH_AUTO
 ARCH_REF = FM_ARCH_REF
 ARCH_AVX2 = FM_ARCH_AVX2
+ARCH_AVX512 = FM_ARCH_AVX512
 
 
 cdef _check(int status):
@@ -226,3 +227,13 @@ def arch_compiled(int arch):
 
 def best_arch():
     return fm_arch_best()
+
+
+def arch_env_error():
+    """Why FASTMLP_KERNEL could not be honoured, or None."""
+    cdef const char *e = fm_arch_env_error()
+    return None if e == NULL else e.decode()
+
+
+def cpu_has_avx512():
+    return bool(fm_cpu_has_avx512())

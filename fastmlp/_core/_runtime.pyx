@@ -49,4 +49,5 @@ def compiler():
 
 
 def cpu_features():
-    return {"avx2": bool(fm_cpu_has_avx2()), "fma": bool(fm_cpu_has_fma())}
+    return {"avx2": bool(fm_cpu_has_avx2()), "fma": bool(fm_cpu_has_fma()),
+            "avx512": bool(fm_cpu_has_avx512())}

@@ -16,6 +16,7 @@ cdef extern from "fastmlp.h" nogil:
         FM_ARCH_AUTO
         FM_ARCH_REF
         FM_ARCH_AVX2
+        FM_ARCH_AVX512
         FM_ARCH_COUNT
 
     ctypedef struct fm_gemm_info:
@@ -31,6 +32,8 @@ cdef extern from "fastmlp.h" nogil:
 
     int fm_cpu_has_avx2()
     int fm_cpu_has_fma()
+    int fm_cpu_has_avx512()
+    const char *fm_arch_env_error()
     int fm_arch_compiled(int arch)
     int fm_arch_usable(int arch)
     int fm_arch_best()

@@ -36,33 +36,53 @@
 
 /* Designated initializers: a field left out is NULL / 0 (no such kernel). */
 static fm_sgemm_cfg fm_s_tables[FM_ARCH_COUNT] = {
-    {.name = "ref sgemm 6x16", .arch = FM_ARCH_REF, .mr = 6, .nr = 16, .mc = 48, .kc = 1024,
-     .nc = 1024, .ukr = fm_sgemm_ref_6x16, .gen = fm_sgemm_ref_gen16,
+    {.name = "ref sgemm 6x16", .arch = FM_ARCH_REF, .mr = 6, .nr = 16, .mc = 48,
+     .kc = FM_GEMM_KBLOCK, .nc = 1024, .ukr = fm_sgemm_ref_6x16, .gen = fm_sgemm_ref_gen16,
      .smallm = fm_sgemm_smallm_ref, .smallm_max = FM_SMALLM_MAX_REF},
 #ifdef FM_BUILD_AVX2
-    {.name = "avx2 sgemm 6x16", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 16, .mc = 48, .kc = 1024,
-     .nc = 1024, .ukr = fm_sgemm_avx2_6x16, .gen = fm_sgemm_avx2_gen16,
+    {.name = "avx2 sgemm 6x16", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 16, .mc = 48,
+     .kc = FM_GEMM_KBLOCK, .nc = 1024, .ukr = fm_sgemm_avx2_6x16, .gen = fm_sgemm_avx2_gen16,
      .pack_bt = fm_spack_b16t_avx2, .pack_bn = fm_spack_b16n_avx2,
      .pack_at = fm_spack_at6_avx2, .smallm = fm_sgemm_smallm_avx2,
      .smallm_max = FM_SMALLM_MAX_AVX2},
 #else
-    {.name = "avx2 sgemm 6x16", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 16, .mc = 48, .kc = 1024,
-     .nc = 1024},
+    {.name = "avx2 sgemm 6x16", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 16, .mc = 48,
+     .kc = FM_GEMM_KBLOCK, .nc = 1024},
+#endif
+#ifdef FM_BUILD_AVX512
+    /* The small-m path reuses the AVX2 kernels: same bits (ukernel.h), and
+     * it is bound by streaming B, not by the vector width. */
+    {.name = "avx512 sgemm 12x32", .arch = FM_ARCH_AVX512, .mr = 12, .nr = 32, .mc = 48,
+     .kc = FM_GEMM_KBLOCK, .nc = 1024, .ukr = fm_sgemm_avx512_12x32,
+     .gen = fm_sgemm_avx512_gen32, .smallm = fm_sgemm_smallm_avx2,
+     .smallm_max = FM_SMALLM_MAX_AVX2},
+#else
+    {.name = "avx512 sgemm 12x32", .arch = FM_ARCH_AVX512, .mr = 12, .nr = 32, .mc = 48,
+     .kc = FM_GEMM_KBLOCK, .nc = 1024},
 #endif
 };
 
 static fm_dgemm_cfg fm_d_tables[FM_ARCH_COUNT] = {
-    {.name = "ref dgemm 6x8", .arch = FM_ARCH_REF, .mr = 6, .nr = 8, .mc = 24, .kc = 1024,
-     .nc = 1024, .ukr = fm_dgemm_ref_6x8, .gen = fm_dgemm_ref_gen8,
+    {.name = "ref dgemm 6x8", .arch = FM_ARCH_REF, .mr = 6, .nr = 8, .mc = 24,
+     .kc = FM_GEMM_KBLOCK, .nc = 1024, .ukr = fm_dgemm_ref_6x8, .gen = fm_dgemm_ref_gen8,
      .smallm = fm_dgemm_smallm_ref, .smallm_max = FM_SMALLM_MAX_REF},
 #ifdef FM_BUILD_AVX2
-    {.name = "avx2 dgemm 6x8", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 8, .mc = 24, .kc = 1024,
-     .nc = 1024, .ukr = fm_dgemm_avx2_6x8, .gen = fm_dgemm_avx2_gen8,
+    {.name = "avx2 dgemm 6x8", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 8, .mc = 24,
+     .kc = FM_GEMM_KBLOCK, .nc = 1024, .ukr = fm_dgemm_avx2_6x8, .gen = fm_dgemm_avx2_gen8,
      .pack_bt = fm_dpack_b8t_avx2,
      .smallm = fm_dgemm_smallm_avx2, .smallm_max = FM_SMALLM_MAX_AVX2},
 #else
-    {.name = "avx2 dgemm 6x8", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 8, .mc = 24, .kc = 1024,
-     .nc = 1024},
+    {.name = "avx2 dgemm 6x8", .arch = FM_ARCH_AVX2, .mr = 6, .nr = 8, .mc = 24,
+     .kc = FM_GEMM_KBLOCK, .nc = 1024},
+#endif
+#ifdef FM_BUILD_AVX512
+    {.name = "avx512 dgemm 12x16", .arch = FM_ARCH_AVX512, .mr = 12, .nr = 16, .mc = 24,
+     .kc = FM_GEMM_KBLOCK, .nc = 1024, .ukr = fm_dgemm_avx512_12x16,
+     .gen = fm_dgemm_avx512_gen16, .smallm = fm_dgemm_smallm_avx2,
+     .smallm_max = FM_SMALLM_MAX_AVX2},
+#else
+    {.name = "avx512 dgemm 12x16", .arch = FM_ARCH_AVX512, .mr = 12, .nr = 16, .mc = 24,
+     .kc = FM_GEMM_KBLOCK, .nc = 1024},
 #endif
 };
 

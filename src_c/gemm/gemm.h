@@ -116,6 +116,16 @@ const fm_dgemm_cfg *fm_dgemm_cfg_get(int arch);
 void *fm_workspace_get(size_t bytes, int *owned);
 void fm_workspace_release(void *p, int owned);
 
+/* The K block of the results contract: every element of C is summed in K
+ * blocks of (about) this many steps -- k is cut into ceil(k / FM_GEMM_KBLOCK)
+ * balanced blocks (gemm_impl.h prepare()) -- and the partial sum is folded
+ * into C at the end of each. It is the same in every table, so every
+ * architecture (reference, AVX2, AVX-512) and every machine gives the same
+ * bits; the cache blocks MC and NC never change a result.
+ * FASTMLP_GEMM_KC overrides it, for experiments only (results then differ
+ * from the contract in the last bits). */
+#define FM_GEMM_KBLOCK 1024
+
 /* Below this many multiply-adds per thread a GEMM uses fewer threads: the
  * cost of waking a thread (a few microseconds on an idle machine, a scheduler
  * time slice -- milliseconds -- when another process holds the other core)

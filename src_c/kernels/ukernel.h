@@ -42,8 +42,8 @@ typedef void (*fm_dgemm_ukr)(int64_t k, const double *a, const double *b,
                              double *c, int64_t rsc, const fm_dukr_args *args);
 
 /* Largest register block any kernel uses (sizes temporary edge tiles). */
-#define FM_MR_MAX 8
-#define FM_NR_MAX 16
+#define FM_MR_MAX 12
+#define FM_NR_MAX 32
 
 /* Reference kernels (kernels/ref/gemm_ref.c): plain C, same signatures and
  * the same register blocks as the AVX2 kernels so that tests can feed both
@@ -94,6 +94,22 @@ void fm_sgemm_avx2_6x16_rowa(int64_t k, const float *a, int64_t rsa, const float
                              int64_t rsc, const fm_sukr_args *args);
 void fm_dgemm_avx2_6x8_rowa(int64_t k, const double *a, int64_t rsa, const double *b,
                             double *c, int64_t rsc, const fm_dukr_args *args);
+
+/* AVX-512 kernels (kernels/avx512/, gemm_avx512_tmpl.h), only built on
+ * x86-64: sgemm 12x32 and dgemm 12x16, in the same three forms. */
+void fm_sgemm_avx512_12x32(int64_t k, const float *a, const float *b, float *c, int64_t rsc,
+                           const fm_sukr_args *args);
+void fm_sgemm_avx512_12x32_rowa(int64_t k, const float *a, int64_t rsa, const float *b,
+                                float *c, int64_t rsc, const fm_sukr_args *args);
+void fm_sgemm_avx512_gen32(int mi, int np, int64_t k, const float *a, int64_t ars, int64_t acs,
+                           const float *b, float *c, int64_t rsc, const fm_sukr_args *args);
+void fm_dgemm_avx512_12x16(int64_t k, const double *a, const double *b, double *c, int64_t rsc,
+                           const fm_dukr_args *args);
+void fm_dgemm_avx512_12x16_rowa(int64_t k, const double *a, int64_t rsa, const double *b,
+                                double *c, int64_t rsc, const fm_dukr_args *args);
+void fm_dgemm_avx512_gen16(int mi, int np, int64_t k, const double *a, int64_t ars,
+                           int64_t acs, const double *b, double *c, int64_t rsc,
+                           const fm_dukr_args *args);
 
 /* Small-m kernels (no packing): C (m x n) = act(alpha * A @ B + beta * C +
  * bias) for a B with unit column stride (B[p, j] = b[p * rsb + j]) and any A

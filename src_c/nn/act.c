@@ -136,7 +136,7 @@ int fm_act_forward_s(int arch, int act, float alpha, const float *z, float *out,
     if (act < 0 || act >= FM_ELT_COUNT) return FM_ERR_ARG;
     if (n <= 0) return FM_OK;
 #ifdef FM_BUILD_AVX2
-    if (fm_arch_resolve_act(arch) == FM_ARCH_AVX2) {
+    if (fm_arch_avx2_family(fm_arch_resolve_act(arch))) {
         int st = fm_act_forward_s_avx2(act, alpha, z, out, n, stream);
         if (st >= 0) return st;
     }
@@ -150,7 +150,7 @@ int fm_act_forward_d(int arch, int act, double alpha, const double *z, double *o
     if (act < 0 || act >= FM_ELT_COUNT) return FM_ERR_ARG;
     if (n <= 0) return FM_OK;
 #ifdef FM_BUILD_AVX2
-    if (fm_arch_resolve_act(arch) == FM_ARCH_AVX2) {
+    if (fm_arch_avx2_family(fm_arch_resolve_act(arch))) {
         int st = fm_act_forward_d_avx2(act, alpha, z, out, n, stream);
         if (st >= 0) return st;
     }
@@ -164,7 +164,7 @@ int fm_act_backward_s(int arch, int act, float alpha, const float *z, const floa
     if (act < 0 || act >= FM_ELT_COUNT) return FM_ERR_ARG;
     if (n <= 0) return FM_OK;
 #ifdef FM_BUILD_AVX2
-    if (fm_arch_resolve_act(arch) == FM_ARCH_AVX2) {
+    if (fm_arch_avx2_family(fm_arch_resolve_act(arch))) {
         int st = fm_act_backward_s_avx2(act, alpha, z, grad, out, n, stream);
         if (st >= 0) return st;
     }
@@ -178,7 +178,7 @@ int fm_act_backward_d(int arch, int act, double alpha, const double *z, const do
     if (act < 0 || act >= FM_ELT_COUNT) return FM_ERR_ARG;
     if (n <= 0) return FM_OK;
 #ifdef FM_BUILD_AVX2
-    if (fm_arch_resolve_act(arch) == FM_ARCH_AVX2) {
+    if (fm_arch_avx2_family(fm_arch_resolve_act(arch))) {
         int st = fm_act_backward_d_avx2(act, alpha, z, grad, out, n, stream);
         if (st >= 0) return st;
     }
@@ -243,7 +243,7 @@ static double rowlse_d_ref(const double *z, int64_t n, double *zmax) {
 
 static inline double rowexp_s(int arch, const float *z, float *e, int64_t n, float *zmax) {
 #ifdef FM_BUILD_AVX2
-    if (arch == FM_ARCH_AVX2) return fm_rowexp_s_avx2(z, e, n, zmax);
+    if (fm_arch_avx2_family(arch)) return fm_rowexp_s_avx2(z, e, n, zmax);
 #endif
     (void)arch;
     return rowexp_s_ref(z, e, n, zmax);
@@ -251,7 +251,7 @@ static inline double rowexp_s(int arch, const float *z, float *e, int64_t n, flo
 
 static inline double rowexp_d(int arch, const double *z, double *e, int64_t n, double *zmax) {
 #ifdef FM_BUILD_AVX2
-    if (arch == FM_ARCH_AVX2) return fm_rowexp_d_avx2(z, e, n, zmax);
+    if (fm_arch_avx2_family(arch)) return fm_rowexp_d_avx2(z, e, n, zmax);
 #endif
     (void)arch;
     return rowexp_d_ref(z, e, n, zmax);
@@ -259,7 +259,7 @@ static inline double rowexp_d(int arch, const double *z, double *e, int64_t n, d
 
 static inline double rowlse_s(int arch, const float *z, int64_t n, float *zmax) {
 #ifdef FM_BUILD_AVX2
-    if (arch == FM_ARCH_AVX2) return fm_rowlse_s_avx2(z, n, zmax);
+    if (fm_arch_avx2_family(arch)) return fm_rowlse_s_avx2(z, n, zmax);
 #endif
     (void)arch;
     return rowlse_s_ref(z, n, zmax);
@@ -267,7 +267,7 @@ static inline double rowlse_s(int arch, const float *z, int64_t n, float *zmax) 
 
 static inline double rowlse_d(int arch, const double *z, int64_t n, double *zmax) {
 #ifdef FM_BUILD_AVX2
-    if (arch == FM_ARCH_AVX2) return fm_rowlse_d_avx2(z, n, zmax);
+    if (fm_arch_avx2_family(arch)) return fm_rowlse_d_avx2(z, n, zmax);
 #endif
     (void)arch;
     return rowlse_d_ref(z, n, zmax);
@@ -275,7 +275,7 @@ static inline double rowlse_d(int arch, const double *z, int64_t n, double *zmax
 
 static inline void scale_s(int arch, const float *z, float *out, int64_t n, float c) {
 #ifdef FM_BUILD_AVX2
-    if (arch == FM_ARCH_AVX2) { fm_scale_s_avx2(z, out, n, c); return; }
+    if (fm_arch_avx2_family(arch)) { fm_scale_s_avx2(z, out, n, c); return; }
 #endif
     (void)arch;
     for (int64_t j = 0; j < n; j++) out[j] = z[j] * c;

@@ -31,7 +31,7 @@ int fm_norm_arch(int arch) {
 #ifdef FM_BUILD_AVX2
 #define FM_DISPATCH(arch, name, ...)                         \
     do {                                                     \
-        if ((arch) == FM_ARCH_AVX2) name##_avx2(__VA_ARGS__); \
+        if (fm_arch_avx2_family(arch)) name##_avx2(__VA_ARGS__); \
         else name##_ref(__VA_ARGS__);                        \
     } while (0)
 #else
@@ -152,7 +152,7 @@ void fm_norm_stats_reduce(int64_t nb, int64_t n, int64_t block_rows, int64_t col
 void fm_dropout_s(int arch, int64_t start, int64_t n, const float *x, float *y,
                   uint64_t seed, double keep) {
 #ifdef FM_BUILD_AVX2
-    if (arch == FM_ARCH_AVX2) {
+    if (fm_arch_avx2_family(arch)) {
         fm_dropout_s_avx2(start, n, x, y, seed, keep);
         return;
     }
@@ -164,7 +164,7 @@ void fm_dropout_s(int arch, int64_t start, int64_t n, const float *x, float *y,
 void fm_dropout_d(int arch, int64_t start, int64_t n, const double *x, double *y,
                   uint64_t seed, double keep) {
 #ifdef FM_BUILD_AVX2
-    if (arch == FM_ARCH_AVX2) {
+    if (fm_arch_avx2_family(arch)) {
         fm_dropout_d_avx2(start, n, x, y, seed, keep);
         return;
     }
@@ -178,7 +178,7 @@ int fm_philox4x32_10_many(int arch, int64_t n, const uint32_t *ctr, const uint32
     arch = fm_norm_arch(arch);
     if (arch < 0) return FM_ERR_ARG;
 #ifdef FM_BUILD_AVX2
-    if (arch == FM_ARCH_AVX2) {
+    if (fm_arch_avx2_family(arch)) {
         fm_philox4x32_10_many_avx2(n, ctr, key, out);
         return FM_OK;
     }

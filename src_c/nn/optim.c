@@ -161,7 +161,7 @@ void fm_optim_step_f32(const fm_optim_plan *pl, float *p, const float *g,
     if (s1) s1 += offset;
     if (s2) s2 += offset;
 #ifdef FM_BUILD_AVX2
-    if (pl->arch == FM_ARCH_AVX2) {
+    if (fm_arch_avx2_family(pl->arch)) {
         fm_optim_step_f32_avx2(pl, p, g, s0, s1, s2, n);
         return;
     }
@@ -180,7 +180,7 @@ void fm_optim_step_f64(const fm_optim_plan *pl, double *p, const double *g,
     if (s1) s1 += offset;
     if (s2) s2 += offset;
 #ifdef FM_BUILD_AVX2
-    if (pl->arch == FM_ARCH_AVX2) {
+    if (fm_arch_avx2_family(pl->arch)) {
         fm_optim_step_f64_avx2(pl, p, g, s0, s1, s2, n);
         return;
     }
@@ -192,7 +192,7 @@ void fm_optim_step_f64(const fm_optim_plan *pl, double *p, const double *g,
 
 double fm_optim_sumsq_f32(int arch, const float *x, int64_t n) {
 #ifdef FM_BUILD_AVX2
-    if (arch == FM_ARCH_AVX2) return fm_optim_sumsq_f32_avx2(x, n);
+    if (fm_arch_avx2_family(arch)) return fm_optim_sumsq_f32_avx2(x, n);
 #endif
     (void)arch;
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -202,7 +202,7 @@ double fm_optim_sumsq_f32(int arch, const float *x, int64_t n) {
 
 double fm_optim_sumsq_f64(int arch, const double *x, int64_t n) {
 #ifdef FM_BUILD_AVX2
-    if (arch == FM_ARCH_AVX2) return fm_optim_sumsq_f64_avx2(x, n);
+    if (fm_arch_avx2_family(arch)) return fm_optim_sumsq_f64_avx2(x, n);
 #endif
     (void)arch;
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};

@@ -6,17 +6,18 @@
  * chunks of NW columns of C whose accumulators live across the whole K loop
  * (the compiler vectorises across the NW columns). Every element gets the
  * arithmetic of the reference micro-kernel (gemm_ref.c) under the blocked
- * driver: the same K blocks of `kc`, `acc += a * b` per k step from zero,
- * then per block `alpha * acc`, `+ beta * C` (first block, beta != 0) or
+ * driver: the same K blocks of `kc`, `acc = fma(a, b, acc)` per k step from
+ * zero, then per block `alpha * acc`, `fma(beta, C, .)` (first block, beta != 0) or
  * `+ running total` (later blocks), and on the last block `+ bias` and the
  * scalar activation. So results are bitwise those of the blocked path.
  */
+#include <math.h>
 #include "../ukernel.h"
 #include "../epilogue.h"
 
 #define FM_SM_MG 4
 
-#define FM_DEFINE_REF_SMALLM(NAME, FT, ARGS, ACT, NW)                                    \
+#define FM_DEFINE_REF_SMALLM(NAME, FT, ARGS, ACT, FMA, NW)                               \
     static void NAME##_chunk(int mg, int nw, int64_t k, int64_t kc, const FT *a,        \
                              int64_t rsa, int64_t csa, const FT *b, int64_t rsb, FT *c,  \
                              int64_t rsc, int64_t csc, const ARGS *args) {               \
@@ -32,9 +33,9 @@
                 for (int i = 0; i < mg; i++) {                                           \
                     const FT ai = a[i * rsa + p * csa];                                  \
                     if (nw == NW) {                                                      \
-                        for (int j = 0; j < NW; j++) acc[i][j] += ai * bp[j];            \
+                        for (int j = 0; j < NW; j++) acc[i][j] = FMA(ai, bp[j], acc[i][j]); \
                     } else {                                                             \
-                        for (int j = 0; j < nw; j++) acc[i][j] += ai * bp[j];            \
+                        for (int j = 0; j < nw; j++) acc[i][j] = FMA(ai, bp[j], acc[i][j]); \
                     }                                                                    \
                 }                                                                        \
             }                                                                            \
@@ -43,7 +44,7 @@
                 for (int j = 0; j < nw; j++) {                                           \
                     FT v = alpha * acc[i][j];                                            \
                     if (!first) v += tot[i][j];                                          \
-                    else if (beta != 0) v += beta * ci[j * csc]; /* beta == 0: C unread */ \
+                    else if (beta != 0) v = FMA(beta, ci[j * csc], v); /* beta == 0: C unread */ \
                     if (!last) {                                                         \
                         tot[i][j] = v;                                                   \
                         continue;                                                        \
@@ -69,5 +70,5 @@
         }                                                                                \
     }
 
-FM_DEFINE_REF_SMALLM(fm_sgemm_smallm_ref, float, fm_sukr_args, fm_act_scalar_s, 16)
-FM_DEFINE_REF_SMALLM(fm_dgemm_smallm_ref, double, fm_dukr_args, fm_act_scalar_d, 8)
+FM_DEFINE_REF_SMALLM(fm_sgemm_smallm_ref, float, fm_sukr_args, fm_act_scalar_s, fmaf, 16)
+FM_DEFINE_REF_SMALLM(fm_dgemm_smallm_ref, double, fm_dukr_args, fm_act_scalar_d, fma, 8)
