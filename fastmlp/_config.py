@@ -35,12 +35,21 @@ def show_config(file=None):
         return (f"{info['name']} (MR={info['mr']} NR={info['nr']} MC={info['mc']} "
                 f"KC={info['kc']} NC={info['nc']}; no packing for m <= {info['smallm']})")
 
+    f = c["cpu_features"]
+    if c["FASTMLP_KERNEL"] not in (None, "", "auto"):
+        why = f"forced by FASTMLP_KERNEL={c['FASTMLP_KERNEL']}"
+    elif f["avx512"] and not f["avx512_full_width"]:
+        why = ("AVX-512 present but its 512-bit FMAs are two 256-bit halves on this CPU "
+               "(AMD Zen 4), where the AVX2 kernels are faster; FASTMLP_KERNEL=avx512 forces it")
+    else:
+        why = "the widest ISA this CPU and OS support"
     lines = [
         f"fastmlp {c['version']}",
         f"  compiler:        {c['compiler']}",
         "  OpenMP:          " + (f"on (version {c['openmp_version']})" if c["openmp"] else "off"),
         f"  CPU features:    {feats}",
         f"  kernels built:   {', '.join(c['kernels_compiled'])}",
+        f"  kernel choice:   {c['gemm_float32']['arch']} ({why})",
         f"  GEMM float32:    {kern(c['gemm_float32'])}",
         f"  GEMM float64:    {kern(c['gemm_float64'])}",
         f"  threads:         {c['num_threads']} (cores: {c['cpu_count']}, "

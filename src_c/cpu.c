@@ -3,7 +3,8 @@
  * Design: the shipped build is compiled for the baseline ISA (no
  * -march=native); only the files under kernels/avx2/ get -mavx2 -mfma and
  * those under kernels/avx512/ the AVX-512 flags. This file decides at run
- * time which of them may be called (AVX-512 first, then AVX2, then ref). GCC and
+ * time which of them may be called and which is the default (AVX-512 where
+ * 512-bit FMAs are full width, then AVX2, then ref). GCC and
  * clang's __builtin_cpu_supports("avx2") also checks that the OS saves the
  * ymm state (XGETBV), so a kernel never faults on an OS without AVX support.
  */
@@ -56,6 +57,29 @@ int fm_cpu_has_avx512(void) {
 #endif
 }
 
+/* Whether 512-bit FMAs run at twice the 256-bit rate. AMD Zen 4 (family
+ * 0x19 with AVX-512) executes each 512-bit operation as two 256-bit halves:
+ * its AVX-512 peak equals its AVX2 peak (peak_flops.sh: 117.4 against 116.9
+ * GFLOP/s float32 per core), and measured there, best of 20, 1 thread, the
+ * AVX2 GEMM kernels are ahead (float32 1024^3 110 against 99 GFLOP/s,
+ * float64 53 against 46; 128x784x256 even), so the AVX2 kernels stay the
+ * default on it. Intel cores (Skylake-SP on) and Zen 5 (family 0x1A) have
+ * full-width 512-bit units. The kernels give the same bits either way. */
+int fm_cpu_avx512_full_width(void) {
+#ifdef FM_X86_DETECT
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return 0;
+    const int amd = ebx == 0x68747541u && edx == 0x69746e65u && ecx == 0x444d4163u;
+    if (!amd) return 1;
+    __get_cpuid(1, &eax, &ebx, &ecx, &edx);
+    unsigned int family = (eax >> 8) & 0xF;
+    if (family == 0xF) family += (eax >> 20) & 0xFF;
+    return family != 0x19;
+#else
+    return 0;
+#endif
+}
+
 int fm_arch_compiled(int arch) {
     switch (arch) {
     case FM_ARCH_REF: return 1;
@@ -97,7 +121,7 @@ static char fm_env_error[160];
 static int fm_arch_best_compute(void) {
     int choice = FM_ARCH_REF;
     if (fm_arch_usable(FM_ARCH_AVX2)) choice = FM_ARCH_AVX2;
-    if (fm_arch_usable(FM_ARCH_AVX512)) choice = FM_ARCH_AVX512;
+    if (fm_arch_usable(FM_ARCH_AVX512) && fm_cpu_avx512_full_width()) choice = FM_ARCH_AVX512;
     fm_env_error[0] = 0;
     const char *env = getenv("FASTMLP_KERNEL");
     if (env && *env && strcmp(env, "auto") != 0) {

@@ -50,6 +50,7 @@ enum {
 int fm_cpu_has_avx2(void);       /* AVX2 usable (CPU bit and OS state saving) */
 int fm_cpu_has_fma(void);
 int fm_cpu_has_avx512(void);     /* AVX-512 F/DQ/BW/VL usable (CPU bits and OS ZMM state) */
+int fm_cpu_avx512_full_width(void); /* 512-bit FMAs at twice the 256-bit rate (not AMD Zen 4) */
 /* The element-wise kernels (activations, losses, optimizers, norms) have
  * reference and AVX2 code: the AVX2 code for FM_ARCH_AVX2 and FM_ARCH_AVX512. */
 static inline int fm_arch_avx2_family(int arch) {

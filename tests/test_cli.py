@@ -88,9 +88,29 @@ def test_get_config_consistent():
     assert cfg["num_threads"] == fastmlp.get_num_threads()
     assert "ref" in cfg["kernels_compiled"]
     assert cfg["gemm_float32"]["name"] == _gemm.gemm_info(False)["name"]
-    assert set(cfg["cpu_features"]) == {"avx2", "fma", "avx512"}
+    assert set(cfg["cpu_features"]) == {"avx2", "fma", "avx512", "avx512_full_width"}
 
 
 def test_version_is_a_string():
     assert isinstance(fastmlp.__version__, str)
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", fastmlp.__version__)
+
+
+def test_info_says_which_kernel_family_and_why(tmp_path):
+    r = _run(["info"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    arch = _gemm.gemm_info(False)["arch"]
+    line = [ln for ln in r.stdout.splitlines() if "kernel choice:" in ln]
+    assert len(line) == 1 and f"kernel choice:   {arch} (" in line[0], r.stdout
+    feats = fastmlp.get_config()["cpu_features"]
+    if not os.environ.get("FASTMLP_KERNEL") and feats["avx512"] and not feats["avx512_full_width"]:
+        assert arch == "avx2" and "two 256-bit halves" in line[0]
+
+
+def test_info_reports_a_forced_kernel(tmp_path):
+    env = dict(os.environ, FASTMLP_KERNEL="ref")
+    r = subprocess.run([sys.executable, "-m", "fastmlp", "info"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "kernel choice:   ref (forced by FASTMLP_KERNEL=ref)" in r.stdout
+    assert "GEMM float32:    ref" in r.stdout

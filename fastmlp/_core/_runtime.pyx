@@ -50,4 +50,5 @@ def compiler():
 
 def cpu_features():
     return {"avx2": bool(fm_cpu_has_avx2()), "fma": bool(fm_cpu_has_fma()),
-            "avx512": bool(fm_cpu_has_avx512())}
+            "avx512": bool(fm_cpu_has_avx512()),
+            "avx512_full_width": bool(fm_cpu_has_avx512() and fm_cpu_avx512_full_width())}

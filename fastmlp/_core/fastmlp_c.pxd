@@ -33,6 +33,7 @@ cdef extern from "fastmlp.h" nogil:
     int fm_cpu_has_avx2()
     int fm_cpu_has_fma()
     int fm_cpu_has_avx512()
+    int fm_cpu_avx512_full_width()
     const char *fm_arch_env_error()
     int fm_arch_compiled(int arch)
     int fm_arch_usable(int arch)

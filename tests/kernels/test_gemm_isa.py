@@ -93,26 +93,55 @@ def test_kernel_families_agree_on_special_values(dtype):
 
 
 @needs_avx512
-def test_avx512_is_the_default_where_usable():
+def test_avx512_is_the_default_where_its_fmas_are_full_width():
+    # Intel and Zen 5 run 512-bit FMAs at twice the 256-bit rate: AVX-512 is
+    # the default there; Zen 4 splits them in two halves and keeps AVX2
+    # (measured faster there, same bits).
+    import fastmlp
+    full = fastmlp.get_config()["cpu_features"]["avx512_full_width"]
+    if "FASTMLP_KERNEL" in os.environ:
+        pytest.skip("FASTMLP_KERNEL is set: the default is not chosen from the CPU")
     for double in (False, True):
-        info = _gemm.gemm_info(double)
+        assert _gemm.gemm_info(double)["arch"] == ("avx512" if full else "avx2")
+        info = _gemm.gemm_info(double, CODE["avx512"])
         assert info["arch"] == "avx512" and info["mr"] == 12, info
         assert info["nr"] == (16 if double else 32)
         # the K block is the results contract, the same in every table
         assert info["kc"] == _gemm.gemm_info(double, CODE["ref"])["kc"]
 
 
-def _import_with(kernel):
+def _vendor_family():
+    vendor = family = None
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("vendor_id") and vendor is None:
+                vendor = line.split(":")[1].strip()
+            elif line.startswith("cpu family") and family is None:
+                family = int(line.split(":")[1])
+    return vendor, family
+
+
+@needs_avx512
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="no /proc/cpuinfo to compare with")
+def test_full_width_rule_matches_the_cpu_vendor_and_family():
+    import fastmlp
+    vendor, family = _vendor_family()
+    want = not (vendor == "AuthenticAMD" and family == 0x19)
+    assert fastmlp.get_config()["cpu_features"]["avx512_full_width"] == want
+
+
+def _import_with(kernel, cwd):
+    # cwd away from the source tree: the child must import what pip installed
     code = ("import fastmlp; from fastmlp._core import _gemm; "
             "print(_gemm.gemm_info(False)['arch'], _gemm.gemm_info(True)['arch'])")
     env = dict(os.environ, FASTMLP_KERNEL=kernel)
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, cwd=cwd)
 
 
 @pytest.mark.parametrize("kernel", ["ref", "avx2", "avx512", "auto"])
-def test_fastmlp_kernel_forces_a_family_or_says_why_not(kernel):
-    r = _import_with(kernel)
+def test_fastmlp_kernel_forces_a_family_or_says_why_not(kernel, tmp_path):
+    r = _import_with(kernel, tmp_path)
     usable = kernel in ("ref", "auto") or _gemm.arch_usable(CODE[kernel])
     if usable:
         assert r.returncode == 0, r.stderr[-2000:]
@@ -124,7 +153,7 @@ def test_fastmlp_kernel_forces_a_family_or_says_why_not(kernel):
             in r.stderr, r.stderr[-2000:]
 
 
-def test_fastmlp_kernel_unknown_name_is_an_error():
-    r = _import_with("avx1024")
+def test_fastmlp_kernel_unknown_name_is_an_error(tmp_path):
+    r = _import_with("avx1024", tmp_path)
     assert r.returncode != 0
     assert "FASTMLP_KERNEL=avx1024: unknown kernel" in r.stderr, r.stderr[-2000:]
