@@ -25,6 +25,9 @@ Benchmarks:
   output preallocated in setup, so neither side pays allocation.
 * ``track_gflops``: 2*m*n*k / t / 1e9 with t the best of 5 wall times
   (time.perf_counter, after one warm-up call) -- "GFLOP/s".
+* ``track_percent_of_peak``: the same over the measured FMA peak of the
+  machine's widest ISA on as many threads (``bench_peak.py``) -- "%", so
+  results from AVX2 and AVX-512 hosts can be told apart across commits.
 * ``track_ratio_vs_numpy``: fastmlp speed / NumPy speed (NumPy's best time
   per call over fastmlp's, best of 5 alternating blocks of ~20 ms each, after
   a warm-up of each; at 2+ threads a 0.3 s pause before every block lets the
@@ -108,6 +111,16 @@ class _GemmBench(ThreadsMixin):
         return self.flops / best / 1e9
 
     track_gflops.unit = "GFLOP/s"
+
+    def track_percent_of_peak(self, impl, dtype, shape, threads):
+        # vs the measured FMA peak of the machine's widest ISA on `threads`
+        # threads (fastmlp._peak, cached per process; see bench_peak.py)
+        from fastmlp import _peak
+
+        return 100.0 * self.track_gflops(impl, dtype, shape, threads) / \
+            _peak.measure(dtype, threads).gflops
+
+    track_percent_of_peak.unit = "%"
 
 
 class _RatioBench(ThreadsMixin):

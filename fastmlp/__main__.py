@@ -21,11 +21,11 @@ def main(argv=None):
     p_bench.add_argument("--quick", action="store_true",
                          help="6000 samples and fewer repeats")
     p_bench.add_argument("--plot", metavar="OUT.png", default=None,
-                         help="write a bar chart (needs matplotlib)")
+                         help="write a bar chart with the peak drawn as a line (needs matplotlib)")
     p_bench.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p_bench.add_argument("--peak", type=float, default=None, metavar="GFLOPS",
-                         help="FMA peak of ONE core in GFLOP/s for --dtype (default: from "
-                              "/proc/cpuinfo)")
+                         help="FMA peak of ONE core in GFLOP/s for --dtype (default: measured "
+                              "with an FMA probe of the CPU's widest ISA)")
     p_bench.add_argument("--samples", type=int, default=None,
                          help="number of training samples (default 60000; --quick 6000)")
     p_bench.add_argument("--repeats", type=int, default=None,

@@ -40,13 +40,16 @@ than the NumPy reference). Epoch FLOPs count the GEMMs only
 (:func:`epoch_flops`): forward 2*n*sum(in*out), weight gradients as much again,
 input gradients of every layer but the first; 60.4 GFLOP for the workload.
 
-Peak: per core, the CPU's clock from /proc/cpuinfo ("cpu MHz", the highest
-listed) times the FMA throughput of the AVX2 kernels fastmlp runs (2 FMA
-units x 8 float32 lanes x 2 flops = 32 flop/cycle; 16 for float64); times
-min(threads, physical cores). Where /proc/cpuinfo tells nothing (not Linux),
-the peak is estimated with a short fastmlp sgemm/dgemm probe instead (a lower
-bound: a GEMM runs below the peak); ``--peak GFLOPS`` (one core) overrides
-both. Turbo clocks can exceed the listed clock, so "% peak" is indicative.
+Peak: measured, not derived from the nominal clock (fastmlp._peak): the
+best of 5 short runs of an FMA probe of the machine's widest ISA (AVX-512
+where the CPU and OS support it, else AVX2+FMA, else portable C), on as many
+threads as the row uses, once per process. It is the hardware limit whatever
+kernel the GEMM runs (on AMD Zen 4 fastmlp runs AVX2 kernels, whose limit
+there equals AVX-512's; on Intel AVX-512 cores the limit is twice AVX2's),
+so "% peak" says how far from the machine's limit an epoch is. The header
+prints the peak, the ISA it belongs to and the GEMM kernel that ran.
+``--peak GFLOPS`` (one core) overrides it: then peak = GFLOPS x
+min(threads, cores).
 
 Then single-row predict latency (best of many calls) on the fitted models.
 """
@@ -102,67 +105,14 @@ def make_data(n_samples, dtype=np.float32, seed=0):
 
 
 # ------------------------------------------------------------------ peak
-def _cpuinfo():
-    """(highest 'cpu MHz', physical cores, flags) from /proc/cpuinfo, or None."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read()
-    except OSError:
-        return None
-    mhz, cores, procs, flags = [], set(), 0, set()
-    phys = None
-    for line in text.splitlines():
-        key, _, val = line.partition(":")
-        key, val = key.strip(), val.strip()
-        if key == "processor":
-            procs += 1
-        elif key == "cpu MHz":
-            try:
-                mhz.append(float(val))
-            except ValueError:
-                pass
-        elif key == "physical id":
-            phys = val
-        elif key == "core id":
-            cores.add((phys, val))
-        elif key == "flags" and not flags:
-            flags = set(val.split())
-    if not mhz:
-        return None
-    return max(mhz), (len(cores) or procs or 1), flags
+def row_peak(threads, dtype, peak_core=None):
+    """GFLOP/s limit of a row on `threads` threads: --peak's per-core figure x
+    min(threads, cores) when given, else the measured FMA peak (fastmlp._peak)."""
+    from fastmlp import _peak
 
-
-def peak_per_core(dtype):
-    """(GFLOP/s of one core for `dtype`, physical cores, description) from
-    /proc/cpuinfo, or None where it tells nothing."""
-    info = _cpuinfo()
-    if info is None:
-        return None
-    mhz, cores, flags = info
-    lanes = 8 if np.dtype(dtype) == np.float32 else 4      # 256-bit vectors
-    if "fma" in flags and "avx2" in flags:
-        per_cycle, what = 2 * lanes * 2, "AVX2: 2 FMA units"
-    elif "avx" in flags:
-        per_cycle, what = 2 * lanes, "AVX: 1 add + 1 mul unit"
-    else:
-        per_cycle, what = lanes, "SSE: 1 add + 1 mul unit"
-    ghz = mhz / 1000.0
-    return (ghz * per_cycle, cores,
-            f"/proc/cpuinfo: {ghz:.3f} GHz x {per_cycle} flop/cycle ({what}) per core")
-
-
-def probe_peak(threads, dtype, size=768, repeats=3):
-    """GFLOP/s of fastmlp's GEMM on size^3 with `threads` threads: a lower bound of the peak."""
-    import fastmlp
-
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size)).astype(dtype)
-    b = rng.standard_normal((size, size)).astype(dtype)
-    out = np.empty((size, size), dtype)
-    with fastmlp.threads(threads):
-        fastmlp.matmul(a, b, out=out)
-        best = min(_timed(lambda: fastmlp.matmul(a, b, out=out)) for _ in range(repeats))
-    return 2.0 * size ** 3 / best / 1e9
+    if peak_core is not None:
+        return float(peak_core) * min(threads, os.cpu_count() or 1)
+    return _peak.measure(dtype, threads).gflops
 
 
 def _timed(func):
@@ -289,6 +239,7 @@ def run_bench(threads=(1,), quick=False, samples=None, repeats=None, dtype="floa
     from sklearn.exceptions import ConvergenceWarning
 
     import fastmlp
+    from fastmlp import _peak
 
     def out(*args):
         print(*args, file=file, flush=True)
@@ -302,26 +253,22 @@ def run_bench(threads=(1,), quick=False, samples=None, repeats=None, dtype="floa
     flops = epoch_flops(n, units)
     torch = torch_or_none()
 
-    if peak is not None:
-        peak_core, cores, peak_src = float(peak), os.cpu_count() or 1, "--peak"
-    else:
-        got = peak_per_core(dtype)
-        if got is not None:
-            peak_core, cores, peak_src = got
-        else:
-            peak_core, cores, peak_src = None, os.cpu_count() or 1, "fastmlp GEMM probe (a lower bound)"
-
     params = ", ".join(f"{k}={v!r}" for k, v in {**WORKLOAD, **ESTIMATOR_EXTRA}.items())
     cfg = fastmlp.get_config()
     out(f"fastmlp {fastmlp.__version__} bench: one epoch of MLPClassifier({params})")
     out(f"data: {n} x {N_FEATURES} {dtype.name}, {N_CLASSES} classes (Gaussian blobs, seed 0); "
         f"{flops / 1e9:.2f} GFLOP per epoch (GEMMs); best of {repeats}; "
         f"kernel {cfg['gemm_float32' if dtype == np.float32 else 'gemm_float64']['name']}")
-    if peak_core is not None:
-        out(f"peak: {peak_core:.1f} GFLOP/s per core x min(threads, {cores} cores) "
-            f"({dtype.name}, {peak_src})")
+    kname = cfg['gemm_float32' if dtype == np.float32 else 'gemm_float64']['name']
+    if peak is not None:
+        out(f"peak: --peak {float(peak):.1f} GFLOP/s per core x min(threads, "
+            f"{os.cpu_count() or 1} cores) ({dtype.name})")
     else:
-        out(f"peak: {peak_src}")
+        pk = [_peak.measure(dtype, nt) for nt in threads]
+        out(f"peak: measured FMA probe of the widest ISA, {pk[0].isa} ({dtype.name}): "
+            + ", ".join(f"{p.gflops:.1f} GFLOP/s on {nt} thread{'s' if nt > 1 else ''}"
+                        for nt, p in zip(threads, pk))
+            + f"; the GEMM runs {kname}")
     out("")
 
     fitters = {"fastmlp": _fit_fastmlp, "numpy-ref": _fit_numpy, "scikit-learn": _fit_sklearn}
@@ -349,10 +296,7 @@ def run_bench(threads=(1,), quick=False, samples=None, repeats=None, dtype="floa
                         dt = time.perf_counter() - t0
                         best[impl] = min(best[impl], dt)
                         models[impl], losses[impl] = model, loss
-                if peak_core is not None:
-                    pk = peak_core * min(nt, cores)
-                else:
-                    pk = probe_peak(nt, dtype)
+                pk = row_peak(nt, dtype, peak)
                 lat = {}
                 for impl, model in models.items():
                     f = _predict_fn(impl, model, x1, torch)
@@ -366,6 +310,7 @@ def run_bench(threads=(1,), quick=False, samples=None, repeats=None, dtype="floa
                 t = best[impl]
                 rows.append(dict(impl=impl, threads=nt, seconds=t, samples_per_s=n / t,
                                  gflops=flops / t / 1e9, peak_percent=100 * flops / t / 1e9 / pk,
+                                 peak_gflops=pk, flops=flops,
                                  vs_numpy=best["numpy-ref"] / t, loss=losses[impl],
                                  predict_us=lat[impl]))
 
@@ -381,8 +326,8 @@ def run_bench(threads=(1,), quick=False, samples=None, repeats=None, dtype="floa
             f"{r['gflops']:>8.2f} {r['peak_percent']:>7.1f} {r['vs_numpy']:>8.2f}x "
             f"{r['loss']:>8.4f}")
     if any(r["seconds"] is not None and r["peak_percent"] > 100 for r in rows):
-        out(f"(% peak above 100: the cores ran faster than the clock the peak was computed from "
-            f"({peak_src}); pass --peak with a measured peak)")
+        out("(% peak above 100: " + ("--peak is below what the cores did" if peak is not None else
+            "the probe ran while other work held the cores (a shared machine); rerun") + ")")
     out("")
     out(f"predict latency, one row (best of {predict_calls} calls, fitted models above):")
     hdr2 = f"{'implementation':<14} {'threads':>7} {'us/call':>9}"
@@ -395,7 +340,9 @@ def run_bench(threads=(1,), quick=False, samples=None, repeats=None, dtype="floa
             out(f"{r['impl']:<14} {r['threads']:>7} {r['predict_us']:>9.1f}")
     if plot:
         write_plot(rows, plot, title=f"one epoch, {n} x {N_FEATURES} {dtype.name}, "
-                                     f"784-256-128-10 SGD batch 128")
+                                     f"784-256-128-10 SGD batch 128",
+                   peak_label="--peak" if peak is not None else
+                   f"FMA peak ({_peak.widest_isa()}, measured)")
         out(f"\nplot written to {plot}")
     return rows
 
@@ -404,8 +351,9 @@ def matplotlib_available():
     return importlib.util.find_spec("matplotlib") is not None
 
 
-def write_plot(rows, path, title=""):
-    """Bar chart of samples/s per implementation, grouped by thread count."""
+def write_plot(rows, path, title="", peak_label="FMA peak"):
+    """Bar chart of samples/s per implementation, grouped by thread count, with
+    the peak (rows' peak_gflops) drawn as a dashed line over each group."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -424,6 +372,14 @@ def write_plot(rows, path, title=""):
                     xs.append(j + (k - (len(impls) - 1) / 2) * width)
                     hs.append(r["samples_per_s"])
         ax.bar(xs, hs, width, label=impl)
+    # The limit, in the bars' unit: the epoch's flops at the peak rate, n / (flops / peak).
+    for j, nt in enumerate(threads):
+        r = next(r for r in done if r["threads"] == nt)
+        lim = r["peak_gflops"] / r["gflops"] * r["samples_per_s"]
+        ax.hlines(lim, j - 0.45, j + 0.45, colors="k", linestyles="--",
+                  label=peak_label if j == 0 else None)
+        ax.annotate(f"{r['peak_gflops']:.0f} GFLOP/s", (j + 0.45, lim), fontsize=7,
+                    ha="right", va="bottom")
     ax.set_xticks(range(len(threads)))
     ax.set_xticklabels([f"{t} thread{'s' if t > 1 else ''}" for t in threads])
     ax.set_ylabel("training samples / s (higher is better)")

@@ -1,6 +1,7 @@
 """Build and run-time configuration report (``fastmlp.show_config()``)."""
 import os
 
+from fastmlp import _peak
 from fastmlp._core import _gemm, _runtime
 from fastmlp._threads import get_num_threads
 from fastmlp._version import __version__
@@ -27,7 +28,8 @@ def get_config():
 
 
 def show_config(file=None):
-    """Print the compiler, OpenMP, CPU features, chosen GEMM kernels and thread count."""
+    """Print the compiler, OpenMP, CPU features, chosen GEMM kernels and their blocking,
+    the measured FMA peak of the widest ISA, and the thread count."""
     c = get_config()
     feats = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in c["cpu_features"].items())
 
@@ -43,6 +45,11 @@ def show_config(file=None):
                "(AMD Zen 4), where the AVX2 kernels are faster; FASTMLP_KERNEL=avx512 forces it")
     else:
         why = "the widest ISA this CPU and OS support"
+    p1, pn = _peak.measure("float32", 1), _peak.measure("float32", c["num_threads"])
+    d1 = _peak.measure("float64", 1)
+    peak_line = (f"{p1.gflops:.1f} GFLOP/s float32 on 1 thread, {pn.gflops:.1f} on "
+                 f"{pn.threads}; float64 {d1.gflops:.1f} on 1 (measured, {p1.isa} FMA probe, "
+                 f"the widest ISA here)")
     lines = [
         f"fastmlp {c['version']}",
         f"  compiler:        {c['compiler']}",
@@ -52,6 +59,7 @@ def show_config(file=None):
         f"  kernel choice:   {c['gemm_float32']['arch']} ({why})",
         f"  GEMM float32:    {kern(c['gemm_float32'])}",
         f"  GEMM float64:    {kern(c['gemm_float64'])}",
+        f"  FMA peak:        {peak_line}",
         f"  threads:         {c['num_threads']} (cores: {c['cpu_count']}, "
         f"OMP_NUM_THREADS={c['OMP_NUM_THREADS'] or 'unset'})",
     ]

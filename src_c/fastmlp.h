@@ -65,6 +65,14 @@ const char *fm_arch_name(int arch);
 const char *fm_compiler(void);   /* compiler name and version */
 int fm_openmp_version(void);     /* _OPENMP date (e.g. 201511) or 0 if built without */
 
+/* ---- Measured FMA peak (peak.c) ----
+ * fm_peak_gflops: GFLOP/s of nthreads threads each running `iters` steps of
+ * the probe of `arch` (kernels/<isa>/peak_<isa>.c), float (dbl=0) or double;
+ * -1 if arch is not usable here or the arguments are bad. One call is one
+ * measurement: callers warm up, repeat and keep the best. */
+int fm_peak_lanes(int arch, int dbl);
+double fm_peak_gflops(int arch, int dbl, int nthreads, long iters);
+
 /* ---- GEMM ----
  * C = act(alpha * A @ B + beta * C + bias), A is m x k, B is k x n, C is m x n.
  * bias (length n, one value per column of C, unit stride) may be NULL.

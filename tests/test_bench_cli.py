@@ -70,6 +70,28 @@ def test_bench_quick_table(tmp_path):
     assert all(float(v) > 0 for v in lat.values())
 
 
+def test_bench_quotes_the_measured_peak_of_the_widest_isa(tmp_path):
+    from fastmlp import _peak
+    from fastmlp._core import _gemm
+
+    n = 256
+    r = _run(["--quick", "--threads", "1", "--samples", str(n), "--repeats", "1"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    isa = _peak.widest_isa()
+    m = re.search(rf"^peak: measured FMA probe of the widest ISA, {isa} \(float32\): {NUM} "
+                  rf"GFLOP/s on 1 thread; the GEMM runs (.+)$", out, re.M)
+    assert m, out
+    peak = float(m.group(1))
+    assert m.group(2) == _gemm.gemm_info(False)["name"]
+    # the probe in the child and in this process measure the same limit (loose: a busy machine)
+    mine = _peak.measure("float32", 1).gflops
+    assert mine / 3 < peak < mine * 3, (peak, mine)
+    row = re.search(rf"^fastmlp\s+1\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s+", out, re.M)
+    gflops, pct = float(row.group(3)), float(row.group(4))
+    assert pct == pytest.approx(100 * gflops / peak, rel=5e-3, abs=0.06), out
+
+
 def test_bench_plot_without_matplotlib(tmp_path):
     try:
         import matplotlib  # noqa: F401

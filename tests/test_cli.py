@@ -107,6 +107,19 @@ def test_info_says_which_kernel_family_and_why(tmp_path):
         assert arch == "avx2" and "two 256-bit halves" in line[0]
 
 
+def test_info_prints_the_measured_peak(tmp_path):
+    from fastmlp import _peak
+
+    r = _run(["info"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"FMA peak:\s+([\d.]+) GFLOP/s float32 on 1 thread, ([\d.]+) on (\d+); "
+                  r"float64 ([\d.]+) on 1 \(measured, (\w+) FMA probe", r.stdout)
+    assert m, r.stdout
+    assert m.group(5) == _peak.widest_isa()
+    assert int(m.group(3)) == _runtime.omp_num_procs()
+    assert all(float(m.group(i)) > 0 for i in (1, 2, 4))
+
+
 def test_info_reports_a_forced_kernel(tmp_path):
     env = dict(os.environ, FASTMLP_KERNEL="ref")
     r = subprocess.run([sys.executable, "-m", "fastmlp", "info"], cwd=tmp_path, env=env,

@@ -41,6 +41,8 @@ cdef extern from "fastmlp.h" nogil:
     const char *fm_arch_name(int arch)
     const char *fm_compiler()
     int fm_openmp_version()
+    int fm_peak_lanes(int arch, int dbl)
+    double fm_peak_gflops(int arch, int dbl, int nthreads, long iters) nogil
     int fm_gemm_info_get(int dtype_is_double, int arch, fm_gemm_info *out)
 
     int fm_sgemm(int arch, int64_t m, int64_t n, int64_t k, float alpha,
